@@ -1,0 +1,1 @@
+//! Literal redaction of SQL text (placeholder; filled in below).
