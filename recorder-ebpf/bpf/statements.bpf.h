@@ -1,0 +1,79 @@
+/* Statements: one program serves every statement probe (USDT query__start,
+ * query__execute__start, ..., or uprobes on exported functions); the probe
+ * spec selected by the attach cookie says which event it is and where the
+ * statement text lives. Start events carry the text; done and abort events
+ * are bare headers; userspace pairs them per pid. */
+#ifndef DBFLIGHT_STATEMENTS_BPF_H
+#define DBFLIGHT_STATEMENTS_BPF_H
+
+#include "usdt_args.bpf.h"
+
+/* Scratch space for one start event: too large for the 512-byte stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct query_start_event);
+} query_scratch SEC(".maps");
+
+static __always_inline int query_start(struct pt_regs *ctx, const struct probe_spec *spec, __u64 pid_tgid)
+{
+	__u32 zero = 0;
+	struct query_start_event *ev = bpf_map_lookup_elem(&query_scratch, &zero);
+	__s64 text_ptr = 0;
+	long n;
+	/* Read one byte past the limit to learn whether the text was cut. */
+	__u32 want = max_query_len + 2;
+
+	if (!ev)
+		return 0;
+	fill_header(&ev->h, EV_QUERY_START, pid_tgid);
+	ev->protocol = spec->protocol;
+	ev->truncated = 0;
+	ev->text_len = 0;
+	if (usdt_arg(ctx, spec, 0, &text_ptr) == 0 && text_ptr) {
+		if (want > QUERY_TEXT_CAP)
+			want = QUERY_TEXT_CAP;
+		n = bpf_probe_read_user_str(ev->text, want, (void *)text_ptr);
+		if (n > 0) {
+			n -= 1; /* the NUL */
+			if (n > max_query_len) {
+				n = max_query_len;
+				ev->truncated = 1;
+			}
+			ev->text_len = n;
+		}
+	}
+	__u64 len = offsetof(struct query_start_event, text) + ev->text_len;
+	if (len > sizeof(*ev))
+		len = sizeof(*ev);
+	if (bpf_ringbuf_output(&events, ev, len, ringbuf_flags))
+		count_drop(DROP_QUERIES);
+	return 0;
+}
+
+SEC("uprobe")
+int dbf_statement(struct pt_regs *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct probe_spec *spec;
+	struct event_header h;
+
+	if (!is_traced(pid_tgid >> 32))
+		return 0;
+	spec = current_spec(ctx);
+	if (!spec)
+		return 0;
+	switch (spec->event) {
+	case EV_QUERY_START:
+		return query_start(ctx, spec, pid_tgid);
+	case EV_QUERY_DONE:
+	case EV_TXN_ABORT:
+		fill_header(&h, spec->event, pid_tgid);
+		emit(&h, sizeof(h), DROP_QUERIES);
+		return 0;
+	}
+	return 0;
+}
+
+#endif
