@@ -1,0 +1,1 @@
+//! PostgreSQL process titles (placeholder, filled in below).
