@@ -1,0 +1,157 @@
+//! The one place where a DataFusion [`SessionContext`] is built for a trace.
+//!
+//! Every table of schema version 1 is registered under its name with the
+//! schema from `dbflight_format` (never inferred), over exactly the files that
+//! [`TraceFiles::open`] listed and checked: `*.parquet.tmp` of an unfinished
+//! segment never reaches a query, and a table without files is still there,
+//! empty, so `SELECT count(*) FROM locks` answers 0 instead of failing.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use datafusion::catalog::TableProvider;
+use datafusion::catalog::empty::EmptyTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use dbflight_format::Table;
+use dbflight_format::reader::{TraceFile, TraceFiles};
+
+/// Builds the session for a trace: information_schema on (so `SHOW TABLES`
+/// and `SHOW COLUMNS FROM queries` work), every table registered.
+pub fn session_for(trace: &TraceFiles) -> Result<SessionContext> {
+    let config = SessionConfig::new().with_information_schema(true);
+    let ctx = SessionContext::new_with_config(config);
+    for table in Table::ALL {
+        let files = trace.tables.get(&table).map_or(&[][..], Vec::as_slice);
+        let provider = table_provider(table, files)
+            .with_context(|| format!("cannot register table {table}"))?;
+        ctx.register_table(table.name(), provider)
+            .with_context(|| format!("cannot register table {table}"))?;
+    }
+    Ok(ctx)
+}
+
+/// A table over the given files (in segment order), or an empty one.
+fn table_provider(table: Table, files: &[TraceFile]) -> Result<Arc<dyn TableProvider>> {
+    let schema = table.schema();
+    if files.is_empty() {
+        return Ok(Arc::new(EmptyTable::new(schema)));
+    }
+    let urls = files
+        .iter()
+        .map(|f| file_url(&f.path))
+        .collect::<Result<Vec<_>>>()?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(schema);
+    Ok(Arc::new(ListingTable::try_new(config)?))
+}
+
+/// The URL of one file. Built from the canonical path with [`url::Url`], not
+/// parsed from a string, so a trace under a directory named `[x]` or `a*b` is
+/// never taken for a glob and spaces or `%` are encoded.
+fn file_url(path: &Path) -> Result<ListingTableUrl> {
+    let abs = std::fs::canonicalize(path)
+        .with_context(|| format!("cannot resolve {}", path.display()))?;
+    let url = url::Url::from_file_path(&abs)
+        .map_err(|()| anyhow::anyhow!("cannot turn {} into a file URL", abs.display()))?;
+    Ok(ListingTableUrl::try_new(url, None)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use arrow::array::{ArrayRef, Int32Array, RecordBatch, TimestampNanosecondArray};
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Int64Type;
+    use dbflight_format::manifest::{Clock, Manifest, Options, Target};
+    use dbflight_format::writer::TraceWriter;
+
+    use super::*;
+
+    /// `sched` rows at the given timestamps: the smallest table with no dictionaries to fill.
+    fn sched_batch(ts: &[i64]) -> RecordBatch {
+        let n = ts.len();
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(TimestampNanosecondArray::from(ts.to_vec()).with_timezone("UTC")),
+            Arc::new(Int32Array::from(vec![7; n])),
+            Arc::new(Int32Array::from(vec![7; n])),
+            Arc::new(arrow::array::Int64Array::from(vec![100; n])),
+            Arc::new(
+                arrow::array::DictionaryArray::<arrow::datatypes::Int32Type>::from_iter(
+                    std::iter::repeat_n(Some("S"), n),
+                ),
+            ),
+            Arc::new(Int32Array::from(vec![Some(0); n])),
+        ];
+        RecordBatch::try_new(Table::Sched.schema(), cols).unwrap()
+    }
+
+    fn count(ctx: &SessionContext, sql: &str) -> i64 {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let batches = rt
+            .block_on(async { ctx.sql(sql).await?.collect().await })
+            .unwrap();
+        batches[0].column(0).as_primitive::<Int64Type>().value(0)
+    }
+
+    #[test]
+    fn tables_over_odd_paths_empty_tables_and_tmp_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        // A glob-looking, space- and percent-holding directory name must be taken literally.
+        let dir = tmp.path().join("odd [dir] 100%*");
+        let m = Manifest::new(Target::default(), Clock::default(), Options::default(), 1);
+        let mut w = TraceWriter::create(&dir, m, 1).unwrap();
+        w.append(Table::Sched, sched_batch(&[10, 20])).unwrap();
+        w.close_segment(30, &BTreeMap::new()).unwrap();
+        w.append(Table::Sched, sched_batch(&[40])).unwrap();
+        w.finish(50, &BTreeMap::new()).unwrap();
+        // Debris of a segment that was never closed: a real Parquet file under a .tmp name.
+        std::fs::copy(
+            dir.join("sched/00000001.parquet"),
+            dir.join("sched/00000003.parquet.tmp"),
+        )
+        .unwrap();
+
+        let trace = TraceFiles::open(&dir).unwrap();
+        let ctx = session_for(&trace).unwrap();
+        assert_eq!(count(&ctx, "SELECT count(*) FROM sched"), 3);
+        assert_eq!(count(&ctx, "SELECT sum(off_cpu_ns) FROM sched"), 300);
+        assert_eq!(count(&ctx, "SELECT count(*) FROM locks"), 0);
+        assert_eq!(count(&ctx, "SELECT count(*) FROM recorder_stats"), 2);
+        assert_eq!(
+            count(
+                &ctx,
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+            ),
+            8
+        );
+    }
+
+    #[test]
+    fn registered_schemas_are_the_format_schemas() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("t");
+        let m = Manifest::new(Target::default(), Clock::default(), Options::default(), 1);
+        let mut w = TraceWriter::create(&dir, m, 1).unwrap();
+        w.append(Table::Sched, sched_batch(&[10])).unwrap();
+        w.finish(50, &BTreeMap::new()).unwrap();
+        let ctx = session_for(&TraceFiles::open(&dir).unwrap()).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for table in Table::ALL {
+            let provider = rt.block_on(ctx.table_provider(table.name())).unwrap();
+            assert_eq!(provider.schema(), table.schema(), "{table}");
+        }
+    }
+}
