@@ -46,7 +46,8 @@ fn main() {
         });
     let multiarch = format!("/usr/include/{arch}-linux-gnu");
 
-    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("dbflight.bpf.o");
+    let out =
+        PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("dbflight.bpf.o");
     let mut cmd = Command::new(&clang);
     cmd.args(["-g", "-O2", "-Wall", "-Werror", "-target", bpf_target])
         .arg(format!("-D__TARGET_ARCH_{target_arch}"))

@@ -26,6 +26,14 @@ struct {
 	__type(value, __u8);
 } traced_pids SEC(".maps");
 
+/* Processes whose title was sent already (statements.bpf.h); forgotten at exit. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u8);
+} titled_pids SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 32 * 1024 * 1024);

@@ -36,6 +36,7 @@ static __always_inline int on_exit(struct task_struct *task)
 	if (pid != tgid || !is_traced(tgid))
 		return 0;
 	bpf_map_delete_elem(&traced_pids, &tgid);
+	bpf_map_delete_elem(&titled_pids, &tgid);
 	fill_header(&ev.h, EV_PROC_EXIT, ((__u64)tgid << 32) | pid);
 	ev.ppid = BPF_CORE_READ(task, real_parent, tgid);
 	BPF_CORE_READ_STR_INTO(&ev.comm, task, comm);

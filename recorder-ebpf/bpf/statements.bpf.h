@@ -1,8 +1,8 @@
-/* Statements: one program serves every statement probe (USDT query__start,
- * query__execute__start, ..., or uprobes on exported functions); the probe
- * spec selected by the attach cookie says which event it is and where the
- * statement text lives. Start events carry the text; done and abort events
- * are bare headers; userspace pairs them per pid. */
+/* Statements: one program serves every statement probe (USDT
+ * query__execute__start, query__start, ..., or uprobes on exported
+ * functions); the probe spec selected by the attach cookie says which event
+ * it is and where the statement text lives. Start events carry the text;
+ * the others are bare headers; userspace pairs them per pid. */
 #ifndef DBFLIGHT_STATEMENTS_BPF_H
 #define DBFLIGHT_STATEMENTS_BPF_H
 
@@ -16,6 +16,27 @@ struct {
 	__type(value, struct query_start_event);
 } query_scratch SEC(".maps");
 
+static __always_inline void send_title_once(__u64 pid_tgid)
+{
+	__u32 tgid = pid_tgid >> 32;
+	__u8 one = 1;
+	struct title_event ev;
+	struct task_struct *task;
+	unsigned long arg_start;
+
+	if (bpf_map_lookup_elem(&titled_pids, &tgid))
+		return;
+	bpf_map_update_elem(&titled_pids, &tgid, &one, BPF_ANY);
+	task = (struct task_struct *)bpf_get_current_task();
+	arg_start = BPF_CORE_READ(task, mm, arg_start);
+	fill_header(&ev.h, EV_PROC_TITLE, pid_tgid);
+	if (bpf_probe_read_user_str(ev.title, sizeof(ev.title), (void *)arg_start) < 0)
+		ev.title[0] = 0;
+	emit(&ev, sizeof(ev), DROP_PROCESSES);
+}
+
+/* Sends a start event (statement or simple-protocol message) with the text
+ * its spec's first argument points to. */
 static __always_inline int query_start(struct pt_regs *ctx, const struct probe_spec *spec, __u64 pid_tgid)
 {
 	__u32 zero = 0;
@@ -27,7 +48,7 @@ static __always_inline int query_start(struct pt_regs *ctx, const struct probe_s
 
 	if (!ev)
 		return 0;
-	fill_header(&ev->h, EV_QUERY_START, pid_tgid);
+	fill_header(&ev->h, spec->event, pid_tgid);
 	ev->protocol = spec->protocol;
 	ev->truncated = 0;
 	ev->text_len = 0;
@@ -66,9 +87,13 @@ int dbf_statement(struct pt_regs *ctx)
 		return 0;
 	switch (spec->event) {
 	case EV_QUERY_START:
+		send_title_once(pid_tgid);
+		return query_start(ctx, spec, pid_tgid);
+	case EV_MSG_START:
 		return query_start(ctx, spec, pid_tgid);
 	case EV_QUERY_DONE:
 	case EV_TXN_ABORT:
+	case EV_MSG_DONE:
 		fill_header(&h, spec->event, pid_tgid);
 		emit(&h, sizeof(h), DROP_QUERIES);
 		return 0;

@@ -8,6 +8,7 @@ const fn aya_obj_bytes() -> &'static [u8] {
     // include_bytes! gives no alignment guarantee; the ELF parser needs 8.
     #[repr(C, align(8))]
     struct Aligned<T: ?Sized>(T);
-    static ALIGNED: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/dbflight.bpf.o")));
+    static ALIGNED: &Aligned<[u8]> =
+        &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/dbflight.bpf.o")));
     &ALIGNED.0
 }

@@ -15,7 +15,12 @@ enum event_kind {
 	EV_TXN_ABORT = 3,
 	EV_PROC_FORK = 4,
 	EV_PROC_EXIT = 5,
+	EV_MSG_START = 6, /* a simple-protocol message begins (query__start); layout of query_start_event */
+	EV_MSG_DONE = 7,
+	EV_PROC_TITLE = 8,
 };
+
+#define TITLE_CAP 128
 
 /* Index of the per-kind drop counters (one per table of the trace). */
 enum drop_kind {
@@ -53,6 +58,13 @@ struct proc_event {
 	__u32 ppid;
 	__u32 child_pid; /* fork only */
 	char comm[16];
+};
+
+/* A process's title (argv area, which PostgreSQL rewrites), sent at its
+ * first statement: a backend may exit before userspace could read /proc. */
+struct title_event {
+	struct event_header h;
+	char title[TITLE_CAP];
 };
 
 /* USDT argument locations, after libbpf's usdt.bpf.h. */

@@ -20,10 +20,16 @@ typedef int pid_t;
 #define __always_inline inline __attribute__((always_inline))
 #endif
 
+struct mm_struct {
+	unsigned long arg_start;
+	unsigned long arg_end;
+} __attribute__((preserve_access_index));
+
 struct task_struct {
 	pid_t pid;
 	pid_t tgid;
 	struct task_struct *real_parent;
+	struct mm_struct *mm;
 	char comm[16];
 } __attribute__((preserve_access_index));
 

@@ -1,0 +1,88 @@
+//! Command-line interface of `dbflight-record`.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::units::{Limit, parse_duration, parse_limit};
+
+/// Record what a database server does into a dbflight trace.
+///
+/// Attaches eBPF probes to a running PostgreSQL server (all its backends,
+/// including ones that connect later) and writes statements and processes
+/// into zstd-compressed Parquet segments under TRACE. Stop with Ctrl-C or
+/// SIGTERM (or --duration): the open segment is closed and the manifest
+/// written. Analyze the trace with `dbflight info TRACE` and
+/// `dbflight sql TRACE "SELECT ..."`.
+///
+/// Needs root, or CAP_BPF + CAP_PERFMON (+ CAP_SYS_PTRACE to read another
+/// user's /proc/PID/exe). Trace files hold query text and are created 0600.
+///
+/// Example: sudo dbflight-record --postgres auto --duration 60s -o /tmp/incident
+#[derive(Debug, Parser)]
+#[command(name = "dbflight-record", version, max_term_width = 100)]
+pub struct Args {
+    /// PostgreSQL server to trace: `auto` (the one postmaster running) or the postmaster's PID.
+    #[arg(long, value_name = "auto|PID")]
+    pub postgres: Option<String>,
+
+    /// Probe this binary instead of the one /proc/PID/exe points to.
+    #[arg(long, value_name = "PATH")]
+    pub binary: Option<PathBuf>,
+
+    /// MySQL/MariaDB server to trace (not available in this version).
+    #[arg(long, value_name = "auto|PID")]
+    pub mysql: Option<String>,
+
+    /// Event kinds to record, comma separated. This version records `queries`
+    /// (processes are always recorded).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "queries",
+        value_name = "KINDS"
+    )]
+    pub events: Vec<String>,
+
+    /// Stop after this long (e.g. 60s, 15m). Default: until Ctrl-C or SIGTERM.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub duration: Option<std::time::Duration>,
+
+    /// Start a new segment after this long or this many bytes on disk (30s, 64MiB).
+    #[arg(long, value_parser = parse_limit, default_value = "30s", value_name = "DURATION|SIZE")]
+    pub segment: Limit,
+
+    /// Flight-recorder mode: keep only the newest segments, by age or total size (15m, 2GiB).
+    #[arg(long, value_parser = parse_limit, value_name = "DURATION|SIZE")]
+    pub keep: Option<Limit>,
+
+    /// Keep at most this many bytes of each statement's text (query_truncated marks cut ones).
+    #[arg(long, default_value_t = 4096, value_name = "BYTES",
+          value_parser = clap::value_parser!(u32).range(1..=16382))]
+    pub max_query_len: u32,
+
+    /// Replace literals in statement text with $N placeholders before anything is written.
+    #[arg(long)]
+    pub redact_literals: bool,
+
+    /// Force a probe strategy for an event kind, e.g. `queries=uprobe` (for testing fallbacks).
+    #[arg(long, value_name = "KIND=STRATEGY")]
+    pub strategy: Vec<String>,
+
+    /// No live status line on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    /// Trace directory to create (must not exist, or be empty).
+    #[arg(short, long, value_name = "TRACE")]
+    pub output: PathBuf,
+}
+
+impl Args {
+    /// The strategy forced for `kind` with --strategy, if any.
+    pub fn forced_strategy(&self, kind: &str) -> Option<&str> {
+        self.strategy
+            .iter()
+            .find_map(|s| s.strip_prefix(kind)?.strip_prefix('='))
+    }
+}

@@ -1,0 +1,335 @@
+//! One recording, start to end: checks, target, BPF, threads, clean stop.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use dbflight_format::Manifest;
+use dbflight_format::manifest::{Clock as ManifestClock, Options, ProbeInfo, Target};
+use dbflight_format::writer::TraceWriter;
+
+use crate::bpf::Recorder;
+use crate::cli::Args;
+use crate::elf::ElfInfo;
+use crate::pipeline::{self, UserDrops, monotonic_ns};
+use crate::processes::Processes;
+use crate::sink::{Sink, SinkConfig, Stats};
+use crate::tables::Clock;
+use crate::{procfs, signals, statement_probes, target};
+
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+
+/// Fails with what is missing and how to get it, before touching anything.
+fn check_privileges() -> Result<()> {
+    let caps = procfs::effective_caps();
+    let has = |c: u32| caps & (1u64 << c) != 0;
+    if has(CAP_SYS_ADMIN) {
+        return Ok(());
+    }
+    let missing: Vec<&str> = [(CAP_BPF, "CAP_BPF"), (CAP_PERFMON, "CAP_PERFMON")]
+        .into_iter()
+        .filter(|(c, _)| !has(*c))
+        .map(|(_, n)| n)
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "dbflight-record needs CAP_BPF and CAP_PERFMON to load eBPF programs and place uprobes (missing: {}).\n\
+             Run it as root (`sudo dbflight-record ...`), or grant the capabilities once:\n  \
+             sudo setcap cap_bpf,cap_perfmon,cap_sys_ptrace,cap_dac_read_search+ep $(command -v dbflight-record)",
+            missing.join(", ")
+        );
+    }
+    Ok(())
+}
+
+const SUPPORTED_EVENTS: [&str; 1] = ["queries"];
+const PLANNED_EVENTS: [&str; 5] = ["plans", "locks", "lwlocks", "net", "sched"];
+
+fn check_events(events: &[String]) -> Result<()> {
+    for e in events {
+        if PLANNED_EVENTS.contains(&e.as_str()) {
+            bail!(
+                "--events {e}: not available in this version of dbflight-record yet; it records: {}",
+                SUPPORTED_EVENTS.join(", ")
+            );
+        }
+        if !SUPPORTED_EVENTS.contains(&e.as_str()) {
+            bail!(
+                "--events: unknown event kind {e:?}; choose from {}",
+                SUPPORTED_EVENTS.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The output must be a new (or empty) directory we can write; it is
+/// created now so an unwritable path fails before any probe is placed.
+fn prepare_output(dir: &Path) -> Result<()> {
+    if dir.exists() {
+        let empty = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read output directory {}", dir.display()))?
+            .next()
+            .is_none();
+        if !empty {
+            bail!(
+                "output {} already exists and is not empty: choose a new directory with -o (traces are never overwritten)",
+                dir.display()
+            );
+        }
+    }
+    dbflight_format::writer::create_private_dir(dir)
+        .context("cannot create the trace directory: choose a writable path with -o")
+}
+
+fn uname() -> (String, String) {
+    // SAFETY: utsname is plain data; uname fills it.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return (String::new(), String::new());
+    }
+    let s = |f: &[libc::c_char]| {
+        // SAFETY: uname NUL-terminates its fields.
+        unsafe { std::ffi::CStr::from_ptr(f.as_ptr()) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    (s(&u.nodename), s(&u.release))
+}
+
+fn realtime_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+pub fn run(args: Args) -> Result<()> {
+    if args.mysql.is_some() {
+        bail!(
+            "--mysql: MySQL/MariaDB recording is not available in this version of dbflight-record yet; use --postgres"
+        );
+    }
+    let Some(pg_spec) = args.postgres.as_deref() else {
+        bail!("say which server to trace: --postgres auto (or --postgres PID)");
+    };
+    check_events(&args.events)?;
+    check_privileges()?;
+    let result = record(&args, pg_spec);
+    if result.is_err() {
+        // Leave nothing behind but a trace: remove the directory if still empty.
+        let _ = std::fs::remove_dir(&args.output);
+    }
+    result
+}
+
+fn record(args: &Args, pg_spec: &str) -> Result<()> {
+    let target = target::find_postgres(pg_spec)?;
+    prepare_output(&args.output)?;
+    let binary = args.binary.clone().unwrap_or_else(|| target.binary.clone());
+    let elf = ElfInfo::from_path(&binary)
+        .with_context(|| format!("cannot read the server binary {}", binary.display()))?;
+    let load_base = procfs::load_base(target.postmaster, &binary).unwrap_or(0);
+    let plan = statement_probes::plan(&elf, load_base, args.forced_strategy("queries"))?;
+
+    // Clock: BPF stamps CLOCK_MONOTONIC; the manifest keeps the offset to UTC.
+    let start_mono = monotonic_ns();
+    let start_utc = realtime_ns();
+    let clock = Clock {
+        monotonic_to_utc_ns: start_utc - start_mono as i64,
+    };
+    let (host, kernel) = uname();
+    let mut manifest = Manifest::new(
+        Target {
+            kind: "postgresql".into(),
+            version: target.version.clone(),
+            binary: args
+                .binary
+                .as_ref()
+                .map_or(target.binary_shown.clone(), |b| b.display().to_string()),
+            build_id: elf.build_id().map(str::to_string),
+            pid: target.postmaster as i32,
+        },
+        ManifestClock {
+            monotonic_to_utc_ns: clock.monotonic_to_utc_ns,
+        },
+        Options {
+            events: args.events.clone(),
+            max_query_len: args.max_query_len,
+            redact_literals: args.redact_literals,
+        },
+        start_utc,
+    );
+    manifest.host = host;
+    manifest.kernel = kernel;
+
+    let mut rec = Recorder::load(args.max_query_len)?;
+    // Seed the traced set with the postmaster before following forks, then
+    // add its existing children: a fork in between is caught either way.
+    rec.trace_pids(&[target.postmaster])?;
+    let follow = rec.follow_processes()?;
+    let mut pids = vec![target.postmaster];
+    pids.extend(procfs::children(target.postmaster));
+    rec.trace_pids(&pids)?;
+    rec.attach_statements(&binary, &plan)?;
+    manifest.probes.insert("processes".into(), follow);
+    manifest.probes.insert(
+        "queries".into(),
+        ProbeInfo {
+            strategy: plan.strategy.into(),
+            detail: plan.detail.clone(),
+            refused: plan.refused.clone(),
+        },
+    );
+
+    let writer = TraceWriter::create(&args.output, manifest, std::process::id() as i32)
+        .with_context(|| {
+            format!(
+                "cannot create trace {}: choose a writable path with -o",
+                args.output.display()
+            )
+        })?;
+    let mut processes = Processes::new(target.postmaster);
+    for &p in &pids {
+        processes.add(p, procfs::ppid(p), start_mono);
+    }
+    let stats = Arc::new(Stats::default());
+    let cfg = SinkConfig {
+        segment: args.segment,
+        keep: args.keep,
+        redact_literals: args.redact_literals,
+    };
+    let sink = Sink::new(
+        writer,
+        clock,
+        cfg,
+        processes,
+        start_mono,
+        Arc::clone(&stats),
+    );
+
+    let ring = rec.take_ring()?;
+    let drops = rec.take_drops()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let lost = Arc::new(UserDrops::default());
+    let (tx, rx) = mpsc::sync_channel(64);
+    let drain = {
+        let (stop, lost) = (Arc::clone(&stop), Arc::clone(&lost));
+        std::thread::Builder::new()
+            .name("drain".into())
+            .spawn(move || pipeline::drain(ring, tx, stop, lost))?
+    };
+    let writer = {
+        let lost = Arc::clone(&lost);
+        std::thread::Builder::new()
+            .name("writer".into())
+            .spawn(move || pipeline::write(sink, rx, drops, lost))?
+    };
+
+    signals::install()?;
+    log::info!(
+        "recording PostgreSQL {} (pid {}) into {}: queries via {} ({} uprobes)",
+        target.version.as_deref().unwrap_or("?"),
+        target.postmaster,
+        args.output.display(),
+        plan.strategy,
+        rec.uprobe_count()
+    );
+    if !args.quiet {
+        eprintln!(
+            "dbflight-record: tracing postmaster {} ({} processes), queries via {}; Ctrl-C to stop",
+            target.postmaster,
+            pids.len(),
+            plan.strategy
+        );
+    }
+    let started = Instant::now();
+    let mut status = StatusLine::new(!args.quiet);
+    while !signals::stop_requested() && args.duration.is_none_or(|d| started.elapsed() < d) {
+        if writer.is_finished() {
+            break; // the writer failed; its error is reported below
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        status.maybe_print(&stats, started.elapsed());
+    }
+    status.clear();
+    // Detach first so nothing new arrives, then drain what is left.
+    rec.detach_uprobes();
+    stop.store(true, Ordering::Release);
+    drain
+        .join()
+        .map_err(|_| anyhow::anyhow!("the ring-buffer drain thread panicked"))?;
+    let manifest = writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the writer thread panicked"))??;
+    drop(rec);
+
+    let q = manifest.events.get("queries").copied().unwrap_or_default();
+    if !args.quiet {
+        let bytes: u64 = manifest
+            .segments
+            .iter()
+            .flat_map(|s| s.files.values())
+            .map(|f| f.bytes)
+            .sum();
+        eprintln!(
+            "dbflight-record: wrote {} statements ({} dropped) in {} segments, {:.1} KiB, to {}",
+            q.written,
+            q.dropped,
+            manifest.segments.len(),
+            bytes as f64 / 1024.0,
+            args.output.display()
+        );
+    }
+    Ok(())
+}
+
+/// The live status line on stderr (a terminal only; redrawn once a second).
+struct StatusLine {
+    enabled: bool,
+    last: Instant,
+    last_events: u64,
+}
+
+impl StatusLine {
+    fn new(wanted: bool) -> Self {
+        StatusLine {
+            enabled: wanted && std::io::stderr().is_terminal(),
+            last: Instant::now(),
+            last_events: 0,
+        }
+    }
+
+    fn maybe_print(&mut self, stats: &Stats, elapsed: Duration) {
+        if !self.enabled || self.last.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        let events = stats.events.load(Ordering::Relaxed);
+        let rate = (events - self.last_events) as f64 / self.last.elapsed().as_secs_f64();
+        self.last = Instant::now();
+        self.last_events = events;
+        let line = format!(
+            "\r\x1b[K{:>4}s  {:>9.0} events/s  {} statements  {} dropped  {:.1} MiB written  {} processes",
+            elapsed.as_secs(),
+            rate,
+            stats.rows.load(Ordering::Relaxed),
+            stats.dropped.load(Ordering::Relaxed),
+            stats.bytes_written.load(Ordering::Relaxed) as f64 / (1 << 20) as f64,
+            stats.sessions.load(Ordering::Relaxed)
+        );
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(line.as_bytes());
+        let _ = err.flush();
+    }
+
+    fn clear(&self) {
+        if self.enabled {
+            eprint!("\r\x1b[K");
+        }
+    }
+}

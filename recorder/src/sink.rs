@@ -1,0 +1,403 @@
+//! The writer side of the pipeline: decoded events in, trace segments out.
+//!
+//! Runs on its own thread so the ring-buffer drain never waits on Parquet
+//! encoding. Pairs statements, tracks processes, closes segments by time or
+//! size, applies retention, and keeps counters for the status line.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use dbflight_format::redact::redact_literals;
+use dbflight_format::writer::TraceWriter;
+use dbflight_format::{Manifest, Table};
+
+use crate::events::{DROP_KINDS, DROP_PROCESSES, DROP_QUERIES, Event};
+use crate::processes::Processes;
+use crate::statement_probes::protocol_name;
+use crate::statements::{Assembler, Statement, text_from_bytes};
+use crate::tables::{Clock, QueryRow, processes_batch, queries_batch};
+use crate::units::Limit;
+
+/// Counters shared with the status line.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub events: AtomicU64,
+    pub rows: AtomicU64,
+    pub bytes_written: AtomicU64,
+    pub dropped: AtomicU64,
+    pub sessions: AtomicU64,
+}
+
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    pub segment: Limit,
+    pub keep: Option<Limit>,
+    pub redact_literals: bool,
+}
+
+pub struct Sink {
+    writer: TraceWriter,
+    clock: Clock,
+    cfg: SinkConfig,
+    assembler: Assembler,
+    processes: Processes,
+    rows: Vec<QueryRow>,
+    segment_start_mono: u64,
+    /// Kernel drop counters at the start of the open segment.
+    drops_seen: [u64; DROP_KINDS as usize],
+    /// Events lost in userspace (channel full), per drop kind, this segment.
+    user_drops: [u64; DROP_KINDS as usize],
+    stats: Arc<Stats>,
+}
+
+fn drop_kind_table(kind: usize) -> Option<Table> {
+    match kind as u32 {
+        DROP_QUERIES => Some(Table::Queries),
+        DROP_PROCESSES => Some(Table::Processes),
+        _ => None,
+    }
+}
+
+impl Sink {
+    pub fn new(
+        writer: TraceWriter,
+        clock: Clock,
+        cfg: SinkConfig,
+        processes: Processes,
+        start_mono: u64,
+        stats: Arc<Stats>,
+    ) -> Self {
+        Sink {
+            writer,
+            clock,
+            cfg,
+            assembler: Assembler::default(),
+            processes,
+            rows: Vec::new(),
+            segment_start_mono: start_mono,
+            drops_seen: [0; DROP_KINDS as usize],
+            user_drops: [0; DROP_KINDS as usize],
+            stats,
+        }
+    }
+
+    pub fn handle(&mut self, ev: Event) {
+        self.stats.events.fetch_add(1, Ordering::Relaxed);
+        match ev {
+            Event::QueryStart {
+                ts,
+                pid,
+                tid,
+                protocol,
+                truncated,
+                text,
+            } => {
+                let text = self.statement_text(&text, truncated);
+                if let Some(prev) =
+                    self.assembler
+                        .start(pid, tid, ts, protocol_name(protocol), text, truncated)
+                {
+                    self.push(prev);
+                }
+            }
+            Event::QueryDone { ts, pid, .. } => {
+                if let Some(s) = self.assembler.done(pid, ts) {
+                    self.push(s);
+                }
+            }
+            Event::TxnAbort { ts, pid, .. } => {
+                if let Some(s) = self.assembler.abort(pid, ts) {
+                    self.push(s);
+                }
+            }
+            Event::MsgStart {
+                ts,
+                pid,
+                tid,
+                truncated,
+                text,
+            } => {
+                let text = self.statement_text(&text, truncated);
+                self.assembler.message_start(pid, tid, ts, text, truncated);
+            }
+            Event::MsgDone { pid, .. } => self.assembler.message_done(pid),
+            Event::Title { ts, pid, title } => self.processes.set_title(pid, ts, &title),
+            Event::Fork {
+                ts, parent, child, ..
+            } => {
+                self.processes.add(child, Some(parent), ts);
+                self.stats
+                    .sessions
+                    .store(self.processes.live_count() as u64, Ordering::Relaxed);
+            }
+            Event::Exit { ts, pid, comm, .. } => {
+                if let Some(s) = self.assembler.exit(pid) {
+                    self.push(s);
+                }
+                self.processes.exit(pid, ts, comm);
+                self.stats
+                    .sessions
+                    .store(self.processes.live_count() as u64, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Statement text as it will be written: redacted before anything else sees it.
+    fn statement_text(&self, bytes: &[u8], truncated: bool) -> String {
+        let text = text_from_bytes(bytes, truncated);
+        if self.cfg.redact_literals {
+            redact_literals(&text)
+        } else {
+            text
+        }
+    }
+
+    /// Counts events the drain could not hand over (channel full).
+    pub fn count_user_drop(&mut self, drop_kind: u32, n: u64) {
+        if let Some(slot) = self.user_drops.get_mut(drop_kind as usize) {
+            *slot += n;
+        }
+        self.stats.dropped.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn push(&mut self, stmt: Statement) {
+        let (user, database) = self.processes.touch(stmt.pid, stmt.start_ts);
+        self.rows.push(QueryRow {
+            stmt,
+            user,
+            database,
+        });
+    }
+
+    fn flush_rows(&mut self) -> Result<()> {
+        if !self.rows.is_empty() {
+            let rows = std::mem::take(&mut self.rows);
+            self.stats
+                .rows
+                .fetch_add(rows.len() as u64, Ordering::Relaxed);
+            self.writer
+                .append(Table::Queries, queries_batch(&rows, self.clock)?)?;
+        }
+        let exited = self.processes.take_exited();
+        if !exited.is_empty() {
+            self.writer
+                .append(Table::Processes, processes_batch(&exited, self.clock)?)?;
+        }
+        Ok(())
+    }
+
+    /// Periodic work (about once a second): hand rows to the writer, refresh
+    /// titles, rotate and expire segments.
+    pub fn tick(&mut self, now_mono: u64, kernel_drops: [u64; DROP_KINDS as usize]) -> Result<()> {
+        self.processes.refresh_unsettled();
+        self.flush_rows()?;
+        let kernel_total: u64 = kernel_drops.iter().sum();
+        let user_total: u64 = self.user_drops.iter().sum();
+        self.stats
+            .dropped
+            .store(kernel_total + user_total, Ordering::Relaxed);
+        let due = match self.cfg.segment {
+            Limit::Time(d) => {
+                now_mono.saturating_sub(self.segment_start_mono) >= d.as_nanos() as u64
+            }
+            Limit::Bytes(b) => self.writer.estimated_segment_bytes() >= b,
+        };
+        if due {
+            self.close_segment(now_mono, kernel_drops)?;
+            self.apply_retention(now_mono)?;
+        }
+        Ok(())
+    }
+
+    fn segment_drops(&mut self, kernel_drops: [u64; DROP_KINDS as usize]) -> BTreeMap<Table, u64> {
+        let mut out = BTreeMap::new();
+        for (k, (now, seen)) in kernel_drops.iter().zip(self.drops_seen).enumerate() {
+            let n = now.saturating_sub(seen) + self.user_drops[k];
+            if let Some(t) = drop_kind_table(k)
+                && n > 0
+            {
+                out.insert(t, n);
+            }
+        }
+        self.drops_seen = kernel_drops;
+        self.user_drops = [0; DROP_KINDS as usize];
+        out
+    }
+
+    fn close_segment(
+        &mut self,
+        now_mono: u64,
+        kernel_drops: [u64; DROP_KINDS as usize],
+    ) -> Result<()> {
+        let drops = self.segment_drops(kernel_drops);
+        self.writer
+            .close_segment(self.clock.utc(now_mono), &drops)
+            .with_context(|| {
+                format!(
+                    "cannot write segment {} of {}",
+                    self.writer.segment(),
+                    self.writer.dir().display()
+                )
+            })?;
+        self.segment_start_mono = now_mono;
+        self.update_bytes();
+        Ok(())
+    }
+
+    fn update_bytes(&self) {
+        let bytes: u64 = self
+            .writer
+            .manifest()
+            .segments
+            .iter()
+            .flat_map(|s| s.files.values())
+            .map(|f| f.bytes)
+            .sum();
+        self.stats.bytes_written.store(bytes, Ordering::Relaxed);
+    }
+
+    fn apply_retention(&mut self, now_mono: u64) -> Result<()> {
+        let (max_bytes, min_start) = match self.cfg.keep {
+            None => return Ok(()),
+            Some(Limit::Bytes(b)) => (Some(b), None),
+            Some(Limit::Time(d)) => (None, Some(self.clock.utc(now_mono) - d.as_nanos() as i64)),
+        };
+        self.writer
+            .apply_retention(max_bytes, min_start)
+            .context("cannot expire old segments")?;
+        self.update_bytes();
+        Ok(())
+    }
+
+    /// Ends the recording: open statements become `incomplete` (or `error`),
+    /// every process gets its row, the last segment closes, the manifest is final.
+    pub fn finish(
+        mut self,
+        now_mono: u64,
+        kernel_drops: [u64; DROP_KINDS as usize],
+    ) -> Result<Manifest> {
+        for s in self.assembler.finish_all() {
+            self.push(s);
+        }
+        let all = self.processes.take_all(now_mono);
+        self.flush_rows()?;
+        if !all.is_empty() {
+            self.writer
+                .append(Table::Processes, processes_batch(&all, self.clock)?)?;
+        }
+        let drops = self.segment_drops(kernel_drops);
+        let manifest = self
+            .writer
+            .finish(self.clock.utc(now_mono), &drops)
+            .context("cannot write the last segment and the manifest")?;
+        Ok(manifest)
+    }
+
+    pub fn manifest_mut(&mut self) -> &mut Manifest {
+        self.writer.manifest_mut()
+    }
+}
+
+/// How often the writer thread flushes rows and checks rotation.
+pub const TICK: Duration = Duration::from_millis(500);
+
+#[cfg(test)]
+mod tests {
+    use dbflight_format::manifest::{Clock as MClock, Options, Target};
+    use dbflight_format::reader::TraceFiles;
+
+    use super::*;
+
+    fn sink(dir: &std::path::Path, segment: Limit, redact: bool) -> Sink {
+        let m = Manifest::new(Target::default(), MClock::default(), Options::default(), 0);
+        let w = TraceWriter::create(dir, m, 1).unwrap();
+        let cfg = SinkConfig {
+            segment,
+            keep: None,
+            redact_literals: redact,
+        };
+        Sink::new(
+            w,
+            Clock {
+                monotonic_to_utc_ns: 0,
+            },
+            cfg,
+            Processes::new(1),
+            0,
+            Arc::default(),
+        )
+    }
+
+    fn start(pid: u32, ts: u64, text: &str) -> Event {
+        Event::QueryStart {
+            ts,
+            pid,
+            tid: pid,
+            protocol: 0,
+            truncated: false,
+            text: text.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn events_to_trace_with_rotation_and_drops() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("t");
+        let mut s = sink(&dir, Limit::Time(Duration::from_secs(1)), true);
+        s.handle(Event::Fork {
+            ts: 1,
+            parent: 1,
+            child: 4_000_000_001,
+            comm: "postgres".into(),
+        });
+        s.handle(start(4_000_000_001, 10, "SELECT * FROM t WHERE id = 42"));
+        s.handle(Event::QueryDone {
+            ts: 20,
+            pid: 4_000_000_001,
+            tid: 4_000_000_001,
+        });
+        s.tick(500_000_000, [0; 8]).unwrap(); // not yet due
+        s.handle(start(4_000_000_001, 600_000_000, "SELECT 1/0"));
+        s.handle(Event::TxnAbort {
+            ts: 600_000_100,
+            pid: 4_000_000_001,
+            tid: 4_000_000_001,
+        });
+        s.count_user_drop(DROP_QUERIES, 2);
+        s.tick(1_100_000_000, [3, 0, 0, 0, 0, 0, 0, 0]).unwrap(); // rotates
+        s.handle(start(4_000_000_001, 1_200_000_000, "SELECT 2"));
+        s.handle(Event::Exit {
+            ts: 1_300_000_000,
+            pid: 4_000_000_001,
+            ppid: 1,
+            comm: "postgres".into(),
+        });
+        let m = s.finish(1_400_000_000, [3, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+
+        assert_eq!(m.segments.len(), 2);
+        assert_eq!(m.events["queries"].written, 3);
+        assert_eq!(
+            m.events["queries"].dropped, 5,
+            "3 in the kernel + 2 in userspace"
+        );
+        let t = TraceFiles::open(&dir).unwrap();
+        assert_eq!(t.rows(Table::Queries), 3);
+        assert_eq!(t.rows(Table::Processes), 1);
+        let batches = t.read_table(Table::Queries).unwrap();
+        let text = arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string();
+        assert!(
+            text.contains("SELECT * FROM t WHERE id = $1"),
+            "redacted: {text}"
+        );
+        assert!(!text.contains("42"), "{text}");
+        // ok, error (the abort), incomplete (exit before done).
+        for status in ["| ok ", "| error ", "| incomplete "] {
+            assert!(text.contains(status), "{status} missing in {text}");
+        }
+    }
+}

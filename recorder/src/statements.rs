@@ -1,0 +1,361 @@
+//! Pairs statement events into `queries` rows.
+//!
+//! BPF sends a start event (with the text) when a statement's execution
+//! begins (`PortalRun`), and a bare done event when it ends. Executions nest
+//! (`EXECUTE name` runs the prepared statement's portal inside its own; a
+//! FETCH runs a cursor's): only the outermost one is a row, as
+//! pg_stat_statements counts top-level statements. Executions inside a
+//! simple-protocol message are `simple`, others `extended`. A simple
+//! message that fails before executing anything (a parse or planning error)
+//! becomes an `error` row with the message's text. A statement that fails never reaches its
+//! done probe (PostgreSQL longjmps out of it); the transaction abort that
+//! follows marks it. So a statement still open when its backend starts the
+//! next one, exits, or the recording ends is `error` if an abort came after
+//! it started, else `incomplete`. An abort followed by done (ROLLBACK itself
+//! aborts the transaction) leaves the statement `ok`.
+
+use std::collections::HashMap;
+
+/// Outcome of a statement, the `queries.status` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    Error,
+    Incomplete,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Error => "error",
+            Status::Incomplete => "incomplete",
+        }
+    }
+}
+
+/// A finished statement; timestamps are CLOCK_MONOTONIC ns as BPF saw them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    pub pid: u32,
+    pub tid: u32,
+    pub start_ts: u64,
+    pub end_ts: Option<u64>,
+    pub query_seq: u64,
+    pub text: String,
+    pub truncated: bool,
+    pub protocol: &'static str,
+    pub status: Status,
+}
+
+#[derive(Debug)]
+struct Open {
+    stmt: Statement,
+    abort_ts: Option<u64>,
+    /// Nested executions still running inside this statement.
+    depth: u32,
+}
+
+/// Per-pid pairing state.
+#[derive(Debug, Default)]
+pub struct Assembler {
+    open: HashMap<u32, Open>,
+    last_seq: HashMap<u32, u64>,
+    /// Open simple-protocol messages per pid.
+    messages: HashMap<u32, Message>,
+}
+
+#[derive(Debug)]
+struct Message {
+    ts: u64,
+    tid: u32,
+    text: String,
+    truncated: bool,
+    executed: bool,
+}
+
+impl Assembler {
+    /// A statement's execution began. `protocol` is what the probe knows
+    /// (`extended` from USDT is refined to `simple` inside a simple-protocol
+    /// message). Returns the previous statement of that pid if it failed.
+    pub fn start(
+        &mut self,
+        pid: u32,
+        tid: u32,
+        ts: u64,
+        protocol: &'static str,
+        text: String,
+        truncated: bool,
+    ) -> Option<Statement> {
+        if let Some(open) = self.open.get_mut(&pid)
+            && open.abort_ts.is_none()
+        {
+            open.depth += 1;
+            return None;
+        }
+        let prev = self.close_unfinished(pid);
+        let protocol = match self.messages.get_mut(&pid) {
+            Some(m) => {
+                m.executed = true;
+                if protocol == "extended" {
+                    "simple"
+                } else {
+                    protocol
+                }
+            }
+            None => protocol,
+        };
+        let stmt = Statement {
+            pid,
+            tid,
+            start_ts: ts,
+            end_ts: None,
+            query_seq: self.next_seq(pid),
+            text,
+            truncated,
+            protocol,
+            status: Status::Incomplete,
+        };
+        self.open.insert(
+            pid,
+            Open {
+                stmt,
+                abort_ts: None,
+                depth: 0,
+            },
+        );
+        prev
+    }
+
+    /// A statement's execution ended normally. A done without a start (the
+    /// recorder attached mid-statement) is ignored.
+    pub fn done(&mut self, pid: u32, ts: u64) -> Option<Statement> {
+        let open = self.open.get_mut(&pid)?;
+        if open.depth > 0 {
+            open.depth -= 1;
+            return None;
+        }
+        let mut open = self.open.remove(&pid)?;
+        open.stmt.end_ts = Some(ts);
+        open.stmt.status = Status::Ok;
+        Some(open.stmt)
+    }
+
+    fn next_seq(&mut self, pid: u32) -> u64 {
+        let seq = self.last_seq.entry(pid).or_insert(0);
+        *seq += 1;
+        *seq
+    }
+
+    /// A simple-protocol message begins.
+    pub fn message_start(&mut self, pid: u32, tid: u32, ts: u64, text: String, truncated: bool) {
+        self.messages.insert(
+            pid,
+            Message {
+                ts,
+                tid,
+                text,
+                truncated,
+                executed: false,
+            },
+        );
+    }
+
+    /// A simple-protocol message ended normally.
+    pub fn message_done(&mut self, pid: u32) {
+        self.messages.remove(&pid);
+    }
+
+    /// The transaction of `pid` aborted: the running statement failed, or
+    /// (ROLLBACK) no statement is running. After an error the message is
+    /// over too: its done probe never fires. A message that failed before
+    /// executing anything is returned as an `error` statement.
+    pub fn abort(&mut self, pid: u32, ts: u64) -> Option<Statement> {
+        if let Some(open) = self.open.get_mut(&pid) {
+            open.abort_ts.get_or_insert(ts);
+            self.messages.remove(&pid);
+            return None;
+        }
+        let msg = self.messages.remove(&pid).filter(|m| !m.executed)?;
+        Some(Statement {
+            pid,
+            tid: msg.tid,
+            start_ts: msg.ts,
+            end_ts: Some(ts),
+            query_seq: self.next_seq(pid),
+            text: msg.text,
+            truncated: msg.truncated,
+            protocol: "simple",
+            status: Status::Error,
+        })
+    }
+
+    /// The process exited: its open statement, if any, is finished.
+    pub fn exit(&mut self, pid: u32) -> Option<Statement> {
+        self.last_seq.remove(&pid);
+        self.messages.remove(&pid);
+        self.close_unfinished(pid)
+    }
+
+    /// The recording ends: every open statement is finished.
+    pub fn finish_all(&mut self) -> Vec<Statement> {
+        let pids: Vec<u32> = self.open.keys().copied().collect();
+        let mut out: Vec<Statement> = pids
+            .into_iter()
+            .filter_map(|p| self.close_unfinished(p))
+            .collect();
+        out.sort_by_key(|s| s.start_ts);
+        out
+    }
+
+    pub fn open_count(&self) -> usize {
+        self.open.len()
+    }
+
+    fn close_unfinished(&mut self, pid: u32) -> Option<Statement> {
+        let mut open = self.open.remove(&pid)?;
+        if let Some(abort) = open.abort_ts {
+            open.stmt.end_ts = Some(abort);
+            open.stmt.status = Status::Error;
+        }
+        Some(open.stmt)
+    }
+}
+
+/// Turns statement text bytes from BPF into a string: invalid UTF-8 is
+/// replaced, and a character cut in half by truncation is dropped.
+pub fn text_from_bytes(bytes: &[u8], truncated: bool) -> String {
+    let mut end = bytes.len();
+    if truncated {
+        // Back off to a char boundary: at most 3 continuation bytes.
+        while end > 0 && std::str::from_utf8(&bytes[..end]).is_err() && bytes.len() - end < 4 {
+            end -= 1;
+        }
+    }
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start(a: &mut Assembler, pid: u32, ts: u64, text: &str) -> Option<Statement> {
+        a.start(pid, pid, ts, "simple", text.into(), false)
+    }
+
+    #[test]
+    fn start_done_pairs_with_sequence_per_pid() {
+        let mut a = Assembler::default();
+        assert!(start(&mut a, 1, 10, "SELECT 1").is_none());
+        assert!(start(&mut a, 2, 11, "SELECT 2").is_none());
+        let s = a.done(1, 15).unwrap();
+        assert_eq!(
+            (s.query_seq, s.end_ts, s.status, s.text.as_str()),
+            (1, Some(15), Status::Ok, "SELECT 1")
+        );
+        start(&mut a, 1, 20, "SELECT 3");
+        let s = a.done(1, 21).unwrap();
+        assert_eq!(s.query_seq, 2);
+        assert_eq!(a.done(2, 30).unwrap().query_seq, 1);
+        assert_eq!(a.open_count(), 0);
+    }
+
+    #[test]
+    fn failed_statement_is_error_with_abort_time() {
+        let mut a = Assembler::default();
+        start(&mut a, 1, 10, "SELECT 1/0");
+        a.abort(1, 12);
+        let prev = start(&mut a, 1, 20, "SELECT 1").unwrap();
+        assert_eq!(
+            (prev.status, prev.end_ts, prev.query_seq),
+            (Status::Error, Some(12), 1)
+        );
+        assert_eq!(a.done(1, 25).unwrap().query_seq, 2);
+    }
+
+    #[test]
+    fn rollback_aborts_but_completes_ok() {
+        let mut a = Assembler::default();
+        start(&mut a, 1, 10, "ROLLBACK");
+        assert!(a.abort(1, 11).is_none());
+        assert_eq!(a.done(1, 12).unwrap().status, Status::Ok);
+        // ROLLBACK in a simple message aborts after its execution ended.
+        a.message_start(1, 1, 20, "ROLLBACK".into(), false);
+        start(&mut a, 1, 21, "ROLLBACK");
+        a.done(1, 22).unwrap();
+        assert!(a.abort(1, 23).is_none(), "no extra row");
+    }
+
+    #[test]
+    fn message_failing_before_execution_is_an_error_row() {
+        let mut a = Assembler::default();
+        start(&mut a, 1, 1, "SELECT 1");
+        a.done(1, 2);
+        a.message_start(1, 1, 10, "SELECT 1/0".into(), false);
+        let s = a.abort(1, 12).unwrap();
+        assert_eq!(
+            (s.status, s.start_ts, s.end_ts, s.query_seq, s.protocol),
+            (Status::Error, 10, Some(12), 2, "simple")
+        );
+        assert_eq!(s.text, "SELECT 1/0");
+        assert!(a.abort(1, 13).is_none(), "once");
+    }
+
+    #[test]
+    fn nested_executions_are_one_statement() {
+        let mut a = Assembler::default();
+        start(&mut a, 1, 10, "EXECUTE q(1)");
+        assert!(start(&mut a, 1, 11, "EXECUTE q(1)").is_none());
+        assert!(a.done(1, 12).is_none(), "inner execution ends");
+        let s = a.done(1, 13).unwrap();
+        assert_eq!((s.query_seq, s.start_ts, s.end_ts), (1, 10, Some(13)));
+        // An error inside a nested execution ends the outer statement.
+        start(&mut a, 1, 20, "EXECUTE boom");
+        start(&mut a, 1, 21, "EXECUTE boom");
+        a.abort(1, 22);
+        let failed = start(&mut a, 1, 30, "SELECT 1").unwrap();
+        assert_eq!((failed.status, failed.query_seq), (Status::Error, 2));
+    }
+
+    #[test]
+    fn protocol_from_message_bracketing() {
+        let mut a = Assembler::default();
+        let run = |a: &mut Assembler, ts| {
+            a.start(1, 1, ts, "extended", "SELECT 1".into(), false);
+            a.done(1, ts + 1).unwrap().protocol
+        };
+        a.message_start(1, 1, 9, "SELECT 1".into(), false);
+        assert_eq!(run(&mut a, 10), "simple");
+        a.message_done(1);
+        assert_eq!(run(&mut a, 20), "extended");
+        // Without USDT the protocol stays unknown.
+        a.start(1, 1, 30, "unknown", "SELECT 1".into(), false);
+        assert_eq!(a.done(1, 31).unwrap().protocol, "unknown");
+    }
+
+    #[test]
+    fn unfinished_statements_at_end_and_exit() {
+        let mut a = Assembler::default();
+        start(&mut a, 1, 10, "SELECT pg_sleep(100)");
+        start(&mut a, 2, 5, "SELECT 2");
+        assert!(a.done(3, 1).is_none(), "done without start is ignored");
+        let s = a.exit(2).unwrap();
+        assert_eq!((s.status, s.end_ts), (Status::Incomplete, None));
+        let rest = a.finish_all();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].status, Status::Incomplete);
+        // A new process reusing pid 2 starts its sequence again.
+        start(&mut a, 2, 50, "SELECT 3");
+        assert_eq!(a.done(2, 51).unwrap().query_seq, 1);
+    }
+
+    #[test]
+    fn truncated_text_drops_split_character() {
+        let s = "SELECT 'żółw'".as_bytes();
+        // Cut inside the two-byte 'ż'.
+        let cut = &s[..9];
+        assert_eq!(text_from_bytes(cut, true), "SELECT '");
+        assert_eq!(text_from_bytes(s, false), "SELECT 'żółw'");
+        assert_eq!(text_from_bytes(b"a\xffb", false), "a\u{fffd}b");
+    }
+}

@@ -1,0 +1,311 @@
+//! End-to-end: real eBPF against a real, throwaway PostgreSQL, with
+//! workloads whose counts are known before they run, cross-checked against
+//! pg_stat_statements and pgbench's own report.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use dbflight_format::redact::redact_literals;
+
+const PGBENCH_SELECT: &str = "SELECT abalance FROM pgbench_accounts WHERE aid = $1";
+
+/// Statement text as pg_stat_statements shows it: literals as $n, no trailing `;`.
+fn normalized(text: &str) -> String {
+    redact_literals(text)
+        .trim()
+        .trim_end_matches(';')
+        .trim_end()
+        .to_string()
+}
+
+/// A form both our text and pg_stat_statements' agree on: its normalizer
+/// keeps some constants (`GROUP BY 1`) and replaces others (`true`), so
+/// every constant, parameter and boolean becomes `?`.
+fn canonical(text: &str) -> String {
+    use dbflight_format::redact::{TokenKind, tokens};
+    let mut out = String::new();
+    for t in tokens(text.trim().trim_end_matches(';')) {
+        let piece = match t.kind {
+            TokenKind::Literal | TokenKind::Param => "?",
+            TokenKind::Word
+                if t.text.eq_ignore_ascii_case("true") || t.text.eq_ignore_ascii_case("false") =>
+            {
+                "?"
+            }
+            TokenKind::Whitespace | TokenKind::Comment => " ",
+            _ => t.text,
+        };
+        out.push_str(piece);
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Records `pgbench -S -t 500 -c 2` in one protocol and checks the trace
+/// against pgbench and pg_stat_statements.
+fn pgbench_select_only(mode: &str, expected_protocol: &str, recorder_args: &[&str]) {
+    let Some(bindir) = preflight(&format!("pgbench_{mode}")) else {
+        return;
+    };
+    let _serial = serial();
+    let pg = PgCluster::start(&bindir);
+    pg.pgbench(&["-i", "-q", "-s", "1"]);
+    pg.psql("SELECT pg_stat_statements_reset()");
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = tmp.path().join("trace");
+
+    let rec = Recording::start(pg.postmaster_pid(), &trace, recorder_args);
+    let started_ns = dbflight_format::Manifest::read(&trace)
+        .unwrap()
+        .started_at_ns;
+    let out = pg.pgbench(&["-n", "-S", "-t", "500", "-c", "2", "-M", mode]);
+    let t = rec.stop();
+
+    let tx = pgbench_transactions(&out);
+    assert_eq!(tx, 1000, "pgbench ran 2 clients x 500 transactions");
+    let qs = queries(&t);
+    let selects: Vec<&Q> = qs
+        .iter()
+        .filter(|q| normalized(&q.text) == PGBENCH_SELECT)
+        .collect();
+    assert_eq!(
+        selects.len() as u64,
+        tx,
+        "one queries row per SELECT pgbench reports ({mode})"
+    );
+    assert!(
+        selects
+            .iter()
+            .all(|q| q.status == "ok" && q.protocol == expected_protocol),
+        "{:?}",
+        selects.first()
+    );
+    assert!(selects.iter().all(|q| q.duration_ns.is_some_and(|d| d > 0)));
+    assert!(selects.iter().all(
+        |q| q.user.as_deref() == Some("postgres") && q.database.as_deref() == Some("postgres")
+    ));
+
+    // Per statement text, our count agrees with pg_stat_statements' calls.
+    let pss = pg_stat_statements(&pg);
+    assert_eq!(
+        pss.get(PGBENCH_SELECT),
+        Some(&tx),
+        "pg_stat_statements: {pss:#?}"
+    );
+    let mut theirs: BTreeMap<String, u64> = BTreeMap::new();
+    for (text, calls) in &pss {
+        *theirs.entry(canonical(text)).or_default() += calls;
+    }
+    let mut ours: BTreeMap<String, u64> = BTreeMap::new();
+    for q in &qs {
+        *ours.entry(canonical(&q.text)).or_default() += 1;
+    }
+    for (text, n) in &ours {
+        let calls = theirs.get(text).copied().unwrap_or_else(|| {
+            panic!("{text:?} recorded but not in pg_stat_statements {theirs:#?}")
+        });
+        assert_eq!(*n, calls, "calls of {text:?}");
+    }
+
+    // pgbench connected after the recorder started: its backends were forked
+    // later and traced from their first statement.
+    let procs = processes(&t);
+    let pids: std::collections::BTreeSet<i32> = selects.iter().map(|q| q.pid).collect();
+    assert_eq!(pids.len(), 2, "two pgbench connections");
+    for pid in &pids {
+        let (role, first_ts) = procs
+            .get(pid)
+            .unwrap_or_else(|| panic!("no processes row for {pid}: {procs:?}"));
+        assert_eq!(role.as_deref(), Some("backend"));
+        assert!(
+            *first_ts > started_ns,
+            "backend {pid} was forked after the recording started"
+        );
+    }
+    let seqs: Vec<u64> = qs
+        .iter()
+        .filter(|q| q.pid == selects[0].pid)
+        .map(|q| q.seq)
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "query_seq counts statements per pid"
+    );
+    assert!(
+        procs
+            .values()
+            .any(|(r, _)| r.as_deref() == Some("postmaster"))
+    );
+
+    assert_eq!(
+        t.manifest.events["queries"].dropped, 0,
+        "no drops at this rate"
+    );
+    assert!(t.manifest.complete);
+    eprintln!(
+        "{mode}: {} statements recorded, {} from pgbench, 0 dropped",
+        qs.len(),
+        selects.len()
+    );
+}
+
+#[test]
+fn pgbench_simple_protocol() {
+    pgbench_select_only("simple", "simple", &[]);
+}
+
+#[test]
+fn pgbench_prepared_protocol() {
+    pgbench_select_only("prepared", "extended", &[]);
+}
+
+#[test]
+fn pgbench_extended_protocol() {
+    pgbench_select_only("extended", "extended", &[]);
+}
+
+/// The fallback for servers without USDT, forced on this one.
+#[test]
+fn uprobe_fallback_gives_the_same_statements() {
+    pgbench_select_only("simple", "unknown", &["--strategy", "queries=uprobe"]);
+}
+
+#[test]
+fn statuses_truncation_and_manifest() {
+    let Some(bindir) = preflight("statuses_truncation_and_manifest") else {
+        return;
+    };
+    let _serial = serial();
+    let pg = PgCluster::start(&bindir);
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = tmp.path().join("trace");
+    let rec = Recording::start(
+        pg.postmaster_pid(),
+        &trace,
+        &["--max-query-len", "40", "--redact-literals"],
+    );
+    pg.psql("SELECT 1");
+    let err = pg.psql_fails("SELECT 1/0");
+    assert!(err.contains("division by zero"));
+    let long = format!("SELECT '{}' AS secret_value", "x".repeat(100));
+    pg.psql(&long);
+    let t = rec.stop();
+
+    let qs = queries(&t);
+    let texts: Vec<(&str, &str, bool)> = qs
+        .iter()
+        .map(|q| (q.text.as_str(), q.status.as_str(), q.truncated))
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            ("SELECT $1", "ok", false),
+            // Fails while planning (constant folding), before it executes.
+            ("SELECT $1/$2", "error", false),
+            // Cut at 40 bytes inside the literal; the unterminated literal is still redacted.
+            ("SELECT $1", "ok", true),
+        ],
+        "{qs:#?}"
+    );
+    assert!(qs[1].duration_ns.is_some_and(|d| d > 0));
+    assert!(
+        !qs.iter().any(|q| q.text.contains("xxxx")),
+        "literals were redacted before writing"
+    );
+    let m = &t.manifest;
+    assert_eq!(m.probes["queries"].strategy, "usdt");
+    assert!(
+        m.probes["processes"].strategy == "tp_btf" || m.probes["processes"].strategy == "raw_tp"
+    );
+    assert_eq!(m.target.kind, "postgresql");
+    assert_eq!(m.target.pid as u32, pg.postmaster_pid());
+    assert!(
+        m.target
+            .version
+            .as_deref()
+            .is_some_and(|v| v.starts_with(char::is_numeric))
+    );
+    assert!(m.options.redact_literals);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for f in t.tables.values().flatten() {
+            assert_eq!(
+                std::fs::metadata(&f.path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+    }
+}
+
+#[test]
+fn clear_errors_for_bad_targets() {
+    let Some(bindir) = preflight("clear_errors_for_bad_targets") else {
+        return;
+    };
+    let _serial = serial();
+    let pg = PgCluster::start(&bindir);
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_dbflight-record"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} should fail");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let t = tmp.path().join("t").display().to_string();
+    assert!(run(&["--postgres", "999999999", "-o", &t]).contains("no process with pid 999999999"));
+    // A backend is not a postmaster: name the postmaster instead.
+    let child = common_child(pg.postmaster_pid());
+    let err = run(&["--postgres", &child.to_string(), "-o", &t]);
+    assert!(
+        err.contains(&format!("pass --postgres {}", pg.postmaster_pid())),
+        "{err}"
+    );
+    // Output not writable.
+    std::fs::create_dir_all(tmp.path().join("full")).unwrap();
+    std::fs::write(tmp.path().join("full/x"), b"x").unwrap();
+    let err = run(&[
+        "--postgres",
+        &pg.postmaster_pid().to_string(),
+        "-o",
+        &tmp.path().join("full").display().to_string(),
+    ]);
+    assert!(err.contains("not empty"), "{err}");
+    let err = run(&[
+        "--postgres",
+        &pg.postmaster_pid().to_string(),
+        "-o",
+        "/proc/nope/trace",
+    ]);
+    assert!(err.contains("/proc/nope/trace"), "{err}");
+    // Without privileges: say which capability is missing.
+    let out = std::process::Command::new("runuser")
+        .args([
+            "-u",
+            "nobody",
+            "--",
+            env!("CARGO_BIN_EXE_dbflight-record"),
+            "--postgres",
+            "auto",
+            "-o",
+            "/tmp/dbflight-nobody",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("CAP_BPF") && err.contains("sudo"),
+        "{err}"
+    );
+}
+
+fn common_child(postmaster: u32) -> u32 {
+    dbflight_recorder::procfs::children(postmaster)
+        .into_iter()
+        .next()
+        .expect("the postmaster has children")
+}
