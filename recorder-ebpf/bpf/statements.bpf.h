@@ -87,9 +87,8 @@ int dbf_statement(struct pt_regs *ctx)
 		return 0;
 	switch (spec->event) {
 	case EV_QUERY_START:
-		send_title_once(pid_tgid);
-		return query_start(ctx, spec, pid_tgid);
 	case EV_MSG_START:
+		send_title_once(pid_tgid);
 		return query_start(ctx, spec, pid_tgid);
 	case EV_QUERY_DONE:
 	case EV_TXN_ABORT:

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Recorder overhead: pgbench TPS with and without dbflight-record attached,
+# alternating runs on one throwaway cluster, medians of the pairs.
+# Also bytes on disk per recorded statement.
+#
+#   sudo bench/overhead.sh [PAIRS] [SECONDS] [PGBENCH MODE...]
+#   e.g. sudo bench/overhead.sh 5 20            # -S, simple protocol
+#        PGBENCH_ARGS="-S -M prepared" sudo bench/overhead.sh 3 20
+#
+# Prints a Markdown block to paste into BENCHMARKS.md. Needs root, the
+# release build (cargo build --release -p dbflight-recorder) and PostgreSQL.
+set -euo pipefail
+
+PAIRS=${1:-5}
+SECS=${2:-20}
+PGBENCH_ARGS=${PGBENCH_ARGS:--S}
+CLIENTS=${CLIENTS:-4}
+THREADS=${THREADS:-2}
+SCALE=${SCALE:-10}
+EXTRA_RECORDER_ARGS=${EXTRA_RECORDER_ARGS:-}
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+rec="$here/target/release/dbflight-record"
+[ -x "$rec" ] || { echo "build first: cargo build --release -p dbflight-recorder" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "run as root (the recorder needs CAP_BPF/CAP_PERFMON)" >&2; exit 1; }
+source "$here/scripts/pg-throwaway.sh"
+pg_start "shared_buffers = 256MB"
+work=$PG_WORK
+pgb -i -q -s "$SCALE" >/dev/null 2>&1
+# Warm the cache once.
+pgb -n $PGBENCH_ARGS -c "$CLIENTS" -j "$THREADS" -T 5 >/dev/null 2>&1
+
+tps() { pgb -n $PGBENCH_ARGS -c "$CLIENTS" -j "$THREADS" -T "$SECS" 2>/dev/null | awk '/^tps = / {print $3; exit}'; }
+
+base=() ; with=() ; per_stmt=()
+for i in $(seq 1 "$PAIRS"); do
+  # Alternate which side goes first so drift hits both equally.
+  for side in $( [ $((i % 2)) = 1 ] && echo "off on" || echo "on off" ); do
+    if [ "$side" = off ]; then
+      t=$(tps); base+=("$t")
+    else
+      trace="$work/trace-$i"
+      # shellcheck disable=SC2086
+      rec_start "$rec" "$trace" $EXTRA_RECORDER_ARGS
+      t=$(tps)
+      rec_stop
+      with+=("$t")
+      read -r n bytes dropped < <(python3 - "$trace" <<'EOF'
+import json, sys
+m = json.load(open(sys.argv[1] + "/manifest.json"))
+q = m["events"].get("queries", {"written": 0, "dropped": 0})
+b = sum(f["bytes"] for s in m["segments"] for t, f in s["files"].items() if t == "queries")
+print(q["written"], b, q["dropped"])
+EOF
+)
+      per_stmt+=("$(python3 -c "print(f'{$bytes/max($n,1):.1f}')")")
+      echo "pair $i: recorded $n statements, $dropped dropped, $bytes bytes of queries files" >&2
+    fi
+    echo "pair $i $side: $t tps" >&2
+  done
+done
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+mb=$(median "${base[@]}"); mw=$(median "${with[@]}"); mp=$(median "${per_stmt[@]}")
+ratio=$(python3 -c "print(f'{$mw/$mb:.3f}')")
+cat <<EOF
+
+| workload | pairs x seconds | TPS without | TPS with | ratio | bytes/statement (queries files) |
+|---|---|---|---|---|---|
+| pgbench $PGBENCH_ARGS -c $CLIENTS -j $THREADS, scale $SCALE $EXTRA_RECORDER_ARGS | $PAIRS x ${SECS}s | $mb | $mw | $ratio | $mp |
+
+without: ${base[*]}
+with:    ${with[*]}
+EOF
