@@ -32,7 +32,7 @@ pgb -n $PGBENCH_ARGS -c "$CLIENTS" -j "$THREADS" -T 5 >/dev/null 2>&1
 
 tps() { pgb -n $PGBENCH_ARGS -c "$CLIENTS" -j "$THREADS" -T "$SECS" 2>/dev/null | awk '/^tps = / {print $3; exit}'; }
 
-base=() ; with=() ; per_stmt=()
+base=() ; with=() ; per_stmt=() ; ratios=()
 for i in $(seq 1 "$PAIRS"); do
   # Alternate which side goes first so drift hits both equally.
   for side in $( [ $((i % 2)) = 1 ] && echo "off on" || echo "on off" ); do
@@ -58,17 +58,21 @@ EOF
     fi
     echo "pair $i $side: $t tps" >&2
   done
+  ratios+=("$(python3 -c "print(f'{${with[-1]}/${base[-1]}:.3f}')")")
 done
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 mb=$(median "${base[@]}"); mw=$(median "${with[@]}"); mp=$(median "${per_stmt[@]}")
-ratio=$(python3 -c "print(f'{$mw/$mb:.3f}')")
+# The median of per-pair ratios: each pair ran back to back, so slow drift
+# of the machine (other tenants, frequency) cancels within a pair.
+ratio=$(median "${ratios[@]}")
 cat <<EOF
 
-| workload | pairs x seconds | TPS without | TPS with | ratio | bytes/statement (queries files) |
+| workload | pairs x seconds | median TPS without | median TPS with | median pair ratio | bytes/statement (queries files) |
 |---|---|---|---|---|---|
 | pgbench $PGBENCH_ARGS -c $CLIENTS -j $THREADS, scale $SCALE $EXTRA_RECORDER_ARGS | $PAIRS x ${SECS}s | $mb | $mw | $ratio | $mp |
 
 without: ${base[*]}
 with:    ${with[*]}
+ratios:  ${ratios[*]}
 EOF

@@ -1,8 +1,10 @@
-/* Statements: one program serves every statement probe (USDT
- * query__execute__start, query__start, ..., or uprobes on exported
- * functions); the probe spec selected by the attach cookie says which event
- * it is and where the statement text lives. Start events carry the text;
- * the others are bare headers; userspace pairs them per pid. */
+/* Statements: one program serves every statement probe (a uprobe on
+ * PortalRun's entry, USDT query__execute__done and transaction__abort, a
+ * uprobe on EmitErrorReport, ...); the probe spec selected by the attach
+ * cookie says which event it is and where its arguments live. Start and
+ * error-report events carry the text; the others are bare headers;
+ * userspace pairs them per pid. Each probe hit is a trap: the hot path
+ * is two per statement, and the program does as little as it can. */
 #ifndef DBFLIGHT_STATEMENTS_BPF_H
 #define DBFLIGHT_STATEMENTS_BPF_H
 
@@ -50,6 +52,14 @@ static __always_inline int query_start(struct pt_regs *ctx, const struct probe_s
 		return 0;
 	fill_header(&ev->h, spec->event, pid_tgid);
 	ev->protocol = spec->protocol;
+	if (spec->protocol == PROTO_FROM_PG_DEST) {
+		__s64 dest = 0;
+
+		usdt_arg(ctx, spec, 1, &dest);
+		ev->protocol = dest == PG_DEST_REMOTE_EXECUTE ? PROTO_EXTENDED
+			     : (dest == PG_DEST_REMOTE || dest == PG_DEST_REMOTE_SIMPLE) ? PROTO_SIMPLE
+			     : PROTO_UNKNOWN;
+	}
 	ev->truncated = 0;
 	ev->text_len = 0;
 	if (usdt_arg(ctx, spec, 0, &text_ptr) == 0 && text_ptr) {
@@ -87,12 +97,11 @@ int dbf_statement(struct pt_regs *ctx)
 		return 0;
 	switch (spec->event) {
 	case EV_QUERY_START:
-	case EV_MSG_START:
+	case EV_ERROR_REPORT:
 		send_title_once(pid_tgid);
 		return query_start(ctx, spec, pid_tgid);
 	case EV_QUERY_DONE:
 	case EV_TXN_ABORT:
-	case EV_MSG_DONE:
 		fill_header(&h, spec->event, pid_tgid);
 		emit(&h, sizeof(h), DROP_QUERIES);
 		return 0;

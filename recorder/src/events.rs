@@ -13,9 +13,8 @@ pub const EV_QUERY_DONE: u16 = 2;
 pub const EV_TXN_ABORT: u16 = 3;
 pub const EV_PROC_FORK: u16 = 4;
 pub const EV_PROC_EXIT: u16 = 5;
-pub const EV_MSG_START: u16 = 6;
-pub const EV_MSG_DONE: u16 = 7;
-pub const EV_PROC_TITLE: u16 = 8;
+pub const EV_ERROR_REPORT: u16 = 6;
+pub const EV_PROC_TITLE: u16 = 7;
 pub const TITLE_CAP: usize = 128;
 
 /// Indexes of the BPF `drops` counters.
@@ -25,6 +24,9 @@ pub const DROP_KINDS: u32 = 8;
 
 pub const PROTO_SIMPLE: u32 = 0;
 pub const PROTO_EXTENDED: u32 = 1;
+pub const PROTO_MYSQL: u32 = 2;
+pub const PROTO_UNKNOWN: u32 = 3;
+pub const PROTO_FROM_PG_DEST: u32 = 4;
 
 pub const USDT_ARG_CONST: u32 = 0;
 pub const USDT_ARG_REG: u32 = 1;
@@ -123,17 +125,14 @@ pub enum Event {
         pid: u32,
         tid: u32,
     },
-    /// A simple-protocol message (one or more statements) begins or ends.
-    MsgStart {
+    /// The server reported a message (an error, or a notice); `text` is
+    /// the statement it was working on.
+    ErrorReport {
         ts: u64,
         pid: u32,
         tid: u32,
         truncated: bool,
         text: Vec<u8>,
-    },
-    MsgDone {
-        ts: u64,
-        pid: u32,
     },
     Title {
         ts: u64,
@@ -174,12 +173,12 @@ pub fn decode(buf: &[u8]) -> Option<Event> {
     let h: EventHeader = read(buf)?;
     let (ts, pid, tid) = (h.ts, h.pid, h.tid);
     Some(match h.kind {
-        EV_QUERY_START | EV_MSG_START => {
+        EV_QUERY_START | EV_ERROR_REPORT => {
             let q: QueryStartHead = read(buf)?;
             let end = (QUERY_TEXT_OFFSET + q.text_len as usize).min(buf.len());
             let (truncated, text) = (q.truncated != 0, buf[QUERY_TEXT_OFFSET..end].to_vec());
-            if h.kind == EV_MSG_START {
-                Event::MsgStart {
+            if h.kind == EV_ERROR_REPORT {
+                Event::ErrorReport {
                     ts,
                     pid,
                     tid,
@@ -199,7 +198,6 @@ pub fn decode(buf: &[u8]) -> Option<Event> {
         }
         EV_QUERY_DONE => Event::QueryDone { ts, pid, tid },
         EV_TXN_ABORT => Event::TxnAbort { ts, pid, tid },
-        EV_MSG_DONE => Event::MsgDone { ts, pid },
         EV_PROC_TITLE => {
             let t: TitleEvent = read(buf)?;
             Event::Title {

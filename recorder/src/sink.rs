@@ -113,7 +113,7 @@ impl Sink {
                     self.push(s);
                 }
             }
-            Event::MsgStart {
+            Event::ErrorReport {
                 ts,
                 pid,
                 tid,
@@ -121,9 +121,10 @@ impl Sink {
                 text,
             } => {
                 let text = self.statement_text(&text, truncated);
-                self.assembler.message_start(pid, tid, ts, text, truncated);
+                if let Some(s) = self.assembler.report(pid, tid, ts, text, truncated) {
+                    self.push(s);
+                }
             }
-            Event::MsgDone { pid, .. } => self.assembler.message_done(pid),
             Event::Title { ts, pid, title } => self.processes.set_title(pid, ts, &title),
             Event::Fork {
                 ts, parent, child, ..

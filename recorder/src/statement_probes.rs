@@ -1,15 +1,14 @@
 //! Where statements are caught in a PostgreSQL binary: an ordered list of
 //! strategies, the first that the binary supports wins.
 //!
-//! 1. `usdt`: `query__execute__start`/`query__execute__done` fire around
-//!    each `PortalRun`, i.e. each executed statement in either protocol; the
-//!    text is in the global `debug_query_string`. `query__start`/
-//!    `query__done` bracket a simple-protocol message (which tells the
-//!    protocol), and `transaction__abort` gives statement status.
-//!    Semaphores are honoured.
-//! 2. `uprobe`: a server built without `--enable-dtrace`: `PortalRun` entry
-//!    and return, `AbortCurrentTransaction`, text from `debug_query_string`.
-//!    The protocol is not known there (`unknown`).
+//! 1. `usdt`: a uprobe on `PortalRun`'s entry starts each executed statement
+//!    in either protocol (text from the global `debug_query_string`, protocol
+//!    from the portal's destination), USDT `query__execute__done` ends it,
+//!    USDT `transaction__abort` marks failures (semaphores honoured), and a
+//!    uprobe on `EmitErrorReport` keeps the text of statements that fail
+//!    before they execute.
+//! 2. `uprobe`: a server built without `--enable-dtrace`: the same, with
+//!    `PortalRun`'s return and `AbortCurrentTransaction` instead of USDT.
 
 use std::fmt::Write as _;
 
@@ -17,21 +16,18 @@ use anyhow::{Result, bail};
 
 use crate::elf::ElfInfo;
 use crate::events::{
-    EV_MSG_DONE, EV_MSG_START, EV_QUERY_DONE, EV_QUERY_START, EV_TXN_ABORT, PROTO_EXTENDED,
-    PROTO_SIMPLE, ProbeSpec, USDT_ARG_ABS_DEREF, USDT_ARG_CONST, USDT_ARG_REG, USDT_ARG_REG_DEREF,
-    USDT_MAX_ARGS, UsdtArgSpec,
+    EV_ERROR_REPORT, EV_QUERY_DONE, EV_QUERY_START, EV_TXN_ABORT, PROTO_EXTENDED,
+    PROTO_FROM_PG_DEST, PROTO_MYSQL, PROTO_SIMPLE, PROTO_UNKNOWN, ProbeSpec, USDT_ARG_ABS_DEREF,
+    USDT_ARG_CONST, USDT_ARG_REG, USDT_ARG_REG_DEREF, USDT_MAX_ARGS, UsdtArgSpec,
 };
 use crate::uprobe::UprobeSpec;
 use crate::usdt::{ArgLocation, UsdtArg, UsdtProbe};
-
-/// Protocol id for statements caught without USDT.
-pub const PROTO_UNKNOWN: u32 = 3;
 
 pub fn protocol_name(id: u8) -> &'static str {
     match id as u32 {
         PROTO_SIMPLE => "simple",
         PROTO_EXTENDED => "extended",
-        2 => "mysql",
+        PROTO_MYSQL => "mysql",
         _ => "unknown",
     }
 }
@@ -135,6 +131,78 @@ fn probe_spec(event: u16, protocol: u32, args: &[UsdtArgSpec]) -> ProbeSpec {
     spec
 }
 
+/// `PortalRun(portal, count, isTopLevel, run_once, dest, ...)` entry: one
+/// execution starts. Its text is `debug_query_string`; its protocol is
+/// `dest->mydest` (the 5th argument, %r8 at entry; `mydest` follows four
+/// function pointers in `DestReceiver`, unchanged since PostgreSQL 10).
+fn portal_run_start(elf: &ElfInfo, load_base: u64) -> Result<PlannedProbe, String> {
+    let text =
+        global_arg(elf, load_base, "debug_query_string").ok_or("no debug_query_string symbol")?;
+    let dest = UsdtArg {
+        size: 4,
+        signed: true,
+        loc: ArgLocation::RegDeref {
+            reg_off: PT_REGS_R8,
+            offset: 32,
+        },
+    };
+    uprobe_at(
+        elf,
+        "PortalRun",
+        false,
+        probe_spec(EV_QUERY_START, PROTO_FROM_PG_DEST, &[text, arg_spec(&dest)]),
+    )
+}
+
+/// `EmitErrorReport` entry: the server reports an error (or a notice). Rare;
+/// gives the text of a statement that fails before it executes.
+fn error_report(elf: &ElfInfo, load_base: u64) -> Result<PlannedProbe, String> {
+    let text =
+        global_arg(elf, load_base, "debug_query_string").ok_or("no debug_query_string symbol")?;
+    uprobe_at(
+        elf,
+        "EmitErrorReport",
+        false,
+        probe_spec(EV_ERROR_REPORT, PROTO_UNKNOWN, &[text]),
+    )
+}
+
+/// Byte offset of %r8 in x86-64 `struct pt_regs`.
+const PT_REGS_R8: u16 = 72;
+
+fn uprobe_at(
+    elf: &ElfInfo,
+    func: &str,
+    retprobe: bool,
+    spec: ProbeSpec,
+) -> Result<PlannedProbe, String> {
+    let sym = elf
+        .symbol(func)
+        .ok_or_else(|| format!("no {func} symbol"))?;
+    let offset = elf
+        .vaddr_to_file_offset(sym.vaddr)
+        .ok_or_else(|| format!("{func} is not in a loadable segment"))?;
+    Ok(PlannedProbe {
+        label: if retprobe {
+            format!("{func}%return")
+        } else {
+            func.to_string()
+        },
+        uprobe: UprobeSpec {
+            offset,
+            ref_ctr_offset: None,
+            retprobe,
+            cookie: 0,
+        },
+        spec,
+    })
+}
+
+/// Each probe hit is a trap into the kernel (about 1.5 us here), so the hot
+/// path is two per statement: PortalRun's entry (text and protocol in one
+/// hit, which the USDT start probe cannot give) and USDT
+/// `query__execute__done`. `transaction__abort` fires only on errors and
+/// rollbacks.
 fn plan_usdt(elf: &ElfInfo, load_base: u64) -> Result<(String, Vec<PlannedProbe>), String> {
     let notes = elf
         .usdt_probes()
@@ -145,50 +213,20 @@ fn plan_usdt(elf: &ElfInfo, load_base: u64) -> Result<(String, Vec<PlannedProbe>
                 .into(),
         );
     }
-    let find = |name: &str| -> Vec<&UsdtProbe> {
-        notes
+    let mut probes = vec![portal_run_start(elf, load_base)?];
+    let mut detail = String::from("PortalRun entry (uprobe)");
+    for (name, event) in [
+        ("query__execute__done", EV_QUERY_DONE),
+        ("transaction__abort", EV_TXN_ABORT),
+    ] {
+        let found: Vec<&UsdtProbe> = notes
             .iter()
             .filter(|p| p.provider == "postgresql" && p.name == name)
-            .collect()
-    };
-    let text_global = global_arg(elf, load_base, "debug_query_string");
-    let mut probes = Vec::new();
-    let mut detail = String::new();
-    // (probe, event, protocol, wants the statement text). The protocol of an
-    // execution is extended unless it runs inside a simple-protocol message.
-    // A message's text is kept for statements that fail before executing.
-    let wanted: [(&str, u16, u32, bool); 5] = [
-        (
-            "query__execute__start",
-            EV_QUERY_START,
-            PROTO_EXTENDED,
-            true,
-        ),
-        ("query__execute__done", EV_QUERY_DONE, PROTO_EXTENDED, false),
-        ("query__start", EV_MSG_START, PROTO_SIMPLE, true),
-        ("query__done", EV_MSG_DONE, PROTO_SIMPLE, false),
-        ("transaction__abort", EV_TXN_ABORT, PROTO_SIMPLE, false),
-    ];
-    for (name, event, protocol, wants_text) in wanted {
-        let found = find(name);
+            .collect();
         if found.is_empty() {
             return Err(format!("USDT probe postgresql:{name} is missing"));
         }
         for p in &found {
-            let args: Vec<UsdtArgSpec> = match (wants_text, name) {
-                (false, _) => Vec::new(),
-                // arg0 is `const char *query_string`.
-                (true, "query__start") => {
-                    let parsed = p
-                        .args
-                        .as_ref()
-                        .map_err(|e| format!("postgresql:{name}: {e}"))?;
-                    parsed.first().map(arg_spec).into_iter().collect()
-                }
-                // query__execute__start has no arguments: the text being
-                // executed is in debug_query_string.
-                _ => text_global.into_iter().collect(),
-            };
             probes.push(PlannedProbe {
                 label: format!("postgresql:{name}@{:#x}", p.pc_file_offset),
                 uprobe: UprobeSpec {
@@ -197,54 +235,34 @@ fn plan_usdt(elf: &ElfInfo, load_base: u64) -> Result<(String, Vec<PlannedProbe>
                     retprobe: false,
                     cookie: 0,
                 },
-                spec: probe_spec(event, protocol, &args),
+                spec: probe_spec(event, PROTO_UNKNOWN, &[]),
             });
         }
-        let _ = write!(
-            detail,
-            "{}{name} x{}",
-            if detail.is_empty() {
-                "postgresql:"
-            } else {
-                ", "
-            },
-            found.len()
-        );
+        let _ = write!(detail, ", postgresql:{name} x{}", found.len());
     }
-    if text_global.is_none() {
-        detail.push_str("; no debug_query_string symbol: statements have no text");
-    }
+    probes.push(error_report(elf, load_base)?);
+    detail.push_str(", EmitErrorReport (uprobe)");
     Ok((detail, probes))
 }
 
 fn plan_uprobe(elf: &ElfInfo, load_base: u64) -> Result<(String, Vec<PlannedProbe>), String> {
-    let text =
-        global_arg(elf, load_base, "debug_query_string").ok_or("no debug_query_string symbol")?;
-    let func = |name: &str| -> Result<u64, String> {
-        let sym = elf
-            .symbol(name)
-            .ok_or_else(|| format!("no {name} symbol"))?;
-        elf.vaddr_to_file_offset(sym.vaddr)
-            .ok_or_else(|| format!("{name} is not in a loadable segment"))
-    };
-    let portal_run = func("PortalRun")?;
-    let abort = func("AbortCurrentTransaction")?;
-    let probe = |label: &str, offset, retprobe, spec| PlannedProbe {
-        label: label.into(),
-        uprobe: UprobeSpec {
-            offset,
-            ref_ctr_offset: None,
-            retprobe,
-            cookie: 0,
-        },
-        spec,
-    };
     Ok((
-        "PortalRun entry/return, AbortCurrentTransaction; text from debug_query_string; protocol unknown".into(),
+        "PortalRun entry and return, AbortCurrentTransaction, EmitErrorReport (uprobes)".into(),
         vec![
-            probe("PortalRun", portal_run, false, probe_spec(EV_QUERY_START, PROTO_UNKNOWN, &[text])),
-            probe("PortalRun%return", portal_run, true, probe_spec(EV_QUERY_DONE, PROTO_UNKNOWN, &[])),
-            probe("AbortCurrentTransaction", abort, false, probe_spec(EV_TXN_ABORT, PROTO_UNKNOWN, &[])),
+            portal_run_start(elf, load_base)?,
+            uprobe_at(
+                elf,
+                "PortalRun",
+                true,
+                probe_spec(EV_QUERY_DONE, PROTO_UNKNOWN, &[]),
+            )?,
+            uprobe_at(
+                elf,
+                "AbortCurrentTransaction",
+                false,
+                probe_spec(EV_TXN_ABORT, PROTO_UNKNOWN, &[]),
+            )?,
+            error_report(elf, load_base)?,
         ],
     ))
 }
@@ -271,33 +289,48 @@ mod tests {
         let plan = plan(&elf, 0x5555_0000_0000, None).unwrap();
         assert_eq!(plan.strategy, "usdt");
         assert!(plan.refused.is_empty());
-        // execute start/done x2 each, query__start/done x1, abort x1.
-        assert_eq!(plan.probes.len(), 7, "{:#?}", plan.probes);
+        let labels: Vec<&str> = plan
+            .probes
+            .iter()
+            .map(|p| p.label.split('@').next().unwrap())
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                "PortalRun",
+                "postgresql:query__execute__done",
+                "postgresql:query__execute__done",
+                "postgresql:transaction__abort",
+                "EmitErrorReport"
+            ]
+        );
+        let usdt = plan
+            .probes
+            .iter()
+            .filter(|p| p.label.starts_with("postgresql:"));
         assert!(
-            plan.probes
-                .iter()
-                .all(|p| p.uprobe.ref_ctr_offset.is_some()),
+            usdt.clone().all(|p| p.uprobe.ref_ctr_offset.is_some()),
             "every USDT probe has a semaphore"
         );
-        let msg = plan
-            .probes
-            .iter()
-            .find(|p| p.label.contains(":query__start@"))
-            .unwrap();
-        assert_eq!((msg.spec.event, msg.spec.nargs), (EV_MSG_START as u32, 1));
-        assert_eq!(
-            (msg.spec.args[0].arg_type, msg.spec.args[0].reg_off),
-            (USDT_ARG_REG, 40)
-        ); // 8@%rbx
-        let exec = plan
-            .probes
-            .iter()
-            .find(|p| p.label.contains("execute__start"))
-            .unwrap();
+        let start = &plan.probes[0];
         let sym = elf.symbol("debug_query_string").unwrap();
-        assert_eq!(exec.spec.args[0].arg_type, USDT_ARG_ABS_DEREF);
-        assert_eq!(exec.spec.args[0].val_off, 0x5555_0000_0000 + sym.vaddr);
-        assert_eq!(exec.spec.protocol, PROTO_EXTENDED);
+        assert_eq!(
+            (start.spec.event, start.spec.protocol, start.spec.nargs),
+            (EV_QUERY_START as u32, PROTO_FROM_PG_DEST, 2)
+        );
+        assert_eq!(start.spec.args[0].arg_type, USDT_ARG_ABS_DEREF);
+        assert_eq!(start.spec.args[0].val_off, 0x5555_0000_0000 + sym.vaddr);
+        // dest->mydest: 4 bytes at 32(%r8).
+        let dest = start.spec.args[1];
+        assert_eq!(
+            (dest.arg_type, dest.reg_off, dest.val_off, dest.arg_bitshift),
+            (USDT_ARG_REG_DEREF, 72, 32, 32)
+        );
+        let portal_run = elf.symbol("PortalRun").unwrap().vaddr;
+        assert_eq!(
+            start.uprobe.offset,
+            elf.vaddr_to_file_offset(portal_run).unwrap()
+        );
     }
 
     #[test]
@@ -305,8 +338,9 @@ mod tests {
         let Some(elf) = pg15() else { return };
         let plan = plan(&elf, 0, Some("uprobe")).unwrap();
         assert_eq!(plan.strategy, "uprobe");
-        assert_eq!(plan.probes.len(), 3);
+        assert_eq!(plan.probes.len(), 4);
         assert!(plan.probes[1].uprobe.retprobe);
+        assert_eq!(plan.probes[0].uprobe.offset, plan.probes[1].uprobe.offset);
         assert!(
             plan.probes
                 .iter()

@@ -4,10 +4,10 @@
 //! begins (`PortalRun`), and a bare done event when it ends. Executions nest
 //! (`EXECUTE name` runs the prepared statement's portal inside its own; a
 //! FETCH runs a cursor's): only the outermost one is a row, as
-//! pg_stat_statements counts top-level statements. Executions inside a
-//! simple-protocol message are `simple`, others `extended`. A simple
-//! message that fails before executing anything (a parse or planning error)
-//! becomes an `error` row with the message's text. A statement that fails never reaches its
+//! pg_stat_statements counts top-level statements. A statement that fails
+//! before it executes (a parse or planning error) is seen as an error report
+//! outside any execution followed by the abort: it becomes an `error` row
+//! with the text the server was working on. A statement that fails never reaches its
 //! done probe (PostgreSQL longjmps out of it); the transaction abort that
 //! follows marks it. So a statement still open when its backend starts the
 //! next one, exits, or the recording ends is `error` if an abort came after
@@ -61,23 +61,21 @@ struct Open {
 pub struct Assembler {
     open: HashMap<u32, Open>,
     last_seq: HashMap<u32, u64>,
-    /// Open simple-protocol messages per pid.
-    messages: HashMap<u32, Message>,
+    /// The last message the server reported outside an execution, per pid.
+    reports: HashMap<u32, Report>,
 }
 
 #[derive(Debug)]
-struct Message {
+struct Report {
     ts: u64,
     tid: u32,
     text: String,
     truncated: bool,
-    executed: bool,
 }
 
 impl Assembler {
-    /// A statement's execution began. `protocol` is what the probe knows
-    /// (`extended` from USDT is refined to `simple` inside a simple-protocol
-    /// message). Returns the previous statement of that pid if it failed.
+    /// A statement's execution began. Returns the previous statement of that
+    /// pid if it failed.
     pub fn start(
         &mut self,
         pid: u32,
@@ -94,17 +92,7 @@ impl Assembler {
             return None;
         }
         let prev = self.close_unfinished(pid);
-        let protocol = match self.messages.get_mut(&pid) {
-            Some(m) => {
-                m.executed = true;
-                if protocol == "extended" {
-                    "simple"
-                } else {
-                    protocol
-                }
-            }
-            None => protocol,
-        };
+        self.reports.remove(&pid);
         let stmt = Statement {
             pid,
             tid,
@@ -147,45 +135,55 @@ impl Assembler {
         *seq
     }
 
-    /// A simple-protocol message begins.
-    pub fn message_start(&mut self, pid: u32, tid: u32, ts: u64, text: String, truncated: bool) {
-        self.messages.insert(
-            pid,
-            Message {
-                ts,
-                tid,
-                text,
-                truncated,
-                executed: false,
-            },
-        );
-    }
-
-    /// A simple-protocol message ended normally.
-    pub fn message_done(&mut self, pid: u32) {
-        self.messages.remove(&pid);
+    /// The server reported a message (error or notice). Inside an
+    /// execution the abort that may follow marks that statement; outside
+    /// one it is kept, in case an abort follows. A statement that failed
+    /// earlier is over by now and is returned.
+    pub fn report(
+        &mut self,
+        pid: u32,
+        tid: u32,
+        ts: u64,
+        text: String,
+        truncated: bool,
+    ) -> Option<Statement> {
+        let failed = match self.open.get(&pid) {
+            Some(open) if open.abort_ts.is_none() => return None,
+            Some(_) => self.close_unfinished(pid),
+            None => None,
+        };
+        if !text.is_empty() {
+            self.reports.insert(
+                pid,
+                Report {
+                    ts,
+                    tid,
+                    text,
+                    truncated,
+                },
+            );
+        }
+        failed
     }
 
     /// The transaction of `pid` aborted: the running statement failed, or
-    /// (ROLLBACK) no statement is running. After an error the message is
-    /// over too: its done probe never fires. A message that failed before
-    /// executing anything is returned as an `error` statement.
+    /// (ROLLBACK) no statement is running. An error reported outside any
+    /// execution just before is a statement that failed before executing.
     pub fn abort(&mut self, pid: u32, ts: u64) -> Option<Statement> {
         if let Some(open) = self.open.get_mut(&pid) {
             open.abort_ts.get_or_insert(ts);
-            self.messages.remove(&pid);
             return None;
         }
-        let msg = self.messages.remove(&pid).filter(|m| !m.executed)?;
+        let r = self.reports.remove(&pid)?;
         Some(Statement {
             pid,
-            tid: msg.tid,
-            start_ts: msg.ts,
+            tid: r.tid,
+            start_ts: r.ts,
             end_ts: Some(ts),
             query_seq: self.next_seq(pid),
-            text: msg.text,
-            truncated: msg.truncated,
-            protocol: "simple",
+            text: r.text,
+            truncated: r.truncated,
+            protocol: "unknown",
             status: Status::Error,
         })
     }
@@ -193,7 +191,7 @@ impl Assembler {
     /// The process exited: its open statement, if any, is finished.
     pub fn exit(&mut self, pid: u32) -> Option<Statement> {
         self.last_seq.remove(&pid);
-        self.messages.remove(&pid);
+        self.reports.remove(&pid);
         self.close_unfinished(pid)
     }
 
@@ -279,23 +277,33 @@ mod tests {
         start(&mut a, 1, 10, "ROLLBACK");
         assert!(a.abort(1, 11).is_none());
         assert_eq!(a.done(1, 12).unwrap().status, Status::Ok);
-        // ROLLBACK in a simple message aborts after its execution ended.
-        a.message_start(1, 1, 20, "ROLLBACK".into(), false);
-        start(&mut a, 1, 21, "ROLLBACK");
+        // A notice reported before a successful statement is not an error.
+        a.report(1, 1, 15, "SELECT 2".into(), false);
+        start(&mut a, 1, 20, "SELECT 2");
         a.done(1, 22).unwrap();
         assert!(a.abort(1, 23).is_none(), "no extra row");
     }
 
     #[test]
-    fn message_failing_before_execution_is_an_error_row() {
+    fn failing_before_execution_is_an_error_row() {
         let mut a = Assembler::default();
         start(&mut a, 1, 1, "SELECT 1");
         a.done(1, 2);
-        a.message_start(1, 1, 10, "SELECT 1/0".into(), false);
+        // An error inside an execution is not kept: the abort marks the statement.
+        start(&mut a, 1, 3, "SELECT f()");
+        a.report(1, 1, 4, "SELECT f()".into(), false);
+        assert!(a.abort(1, 5).is_none());
+        // A planning error: reported outside any execution, then the abort.
+        // The report also ends the statement that failed before.
+        let failed = a.report(1, 1, 10, "SELECT 1/0".into(), false).unwrap();
+        assert_eq!(
+            (failed.query_seq, failed.status, failed.text.as_str()),
+            (2, Status::Error, "SELECT f()")
+        );
         let s = a.abort(1, 12).unwrap();
         assert_eq!(
-            (s.status, s.start_ts, s.end_ts, s.query_seq, s.protocol),
-            (Status::Error, 10, Some(12), 2, "simple")
+            (s.status, s.start_ts, s.end_ts, s.query_seq),
+            (Status::Error, 10, Some(12), 3)
         );
         assert_eq!(s.text, "SELECT 1/0");
         assert!(a.abort(1, 13).is_none(), "once");
@@ -315,22 +323,6 @@ mod tests {
         a.abort(1, 22);
         let failed = start(&mut a, 1, 30, "SELECT 1").unwrap();
         assert_eq!((failed.status, failed.query_seq), (Status::Error, 2));
-    }
-
-    #[test]
-    fn protocol_from_message_bracketing() {
-        let mut a = Assembler::default();
-        let run = |a: &mut Assembler, ts| {
-            a.start(1, 1, ts, "extended", "SELECT 1".into(), false);
-            a.done(1, ts + 1).unwrap().protocol
-        };
-        a.message_start(1, 1, 9, "SELECT 1".into(), false);
-        assert_eq!(run(&mut a, 10), "simple");
-        a.message_done(1);
-        assert_eq!(run(&mut a, 20), "extended");
-        // Without USDT the protocol stays unknown.
-        a.start(1, 1, 30, "unknown", "SELECT 1".into(), false);
-        assert_eq!(a.done(1, 31).unwrap().protocol, "unknown");
     }
 
     #[test]

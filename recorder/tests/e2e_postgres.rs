@@ -169,7 +169,7 @@ fn pgbench_extended_protocol() {
 /// The fallback for servers without USDT, forced on this one.
 #[test]
 fn uprobe_fallback_gives_the_same_statements() {
-    pgbench_select_only("simple", "unknown", &["--strategy", "queries=uprobe"]);
+    pgbench_select_only("simple", "simple", &["--strategy", "queries=uprobe"]);
 }
 
 #[test]
@@ -202,7 +202,8 @@ fn statuses_truncation_and_manifest() {
         texts,
         [
             ("SELECT $1", "ok", false),
-            // Fails while planning (constant folding), before it executes.
+            // Fails while planning (constant folding), before it executes:
+            // its protocol is not known then.
             ("SELECT $1/$2", "error", false),
             // Cut at 40 bytes inside the literal; the unterminated literal is still redacted.
             ("SELECT $1", "ok", true),

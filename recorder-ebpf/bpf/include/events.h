@@ -15,9 +15,8 @@ enum event_kind {
 	EV_TXN_ABORT = 3,
 	EV_PROC_FORK = 4,
 	EV_PROC_EXIT = 5,
-	EV_MSG_START = 6, /* a simple-protocol message begins (query__start); layout of query_start_event */
-	EV_MSG_DONE = 7,
-	EV_PROC_TITLE = 8,
+	EV_ERROR_REPORT = 6, /* the server reports a message (EmitErrorReport); layout of query_start_event */
+	EV_PROC_TITLE = 7,
 };
 
 #define TITLE_CAP 128
@@ -33,7 +32,15 @@ enum query_protocol {
 	PROTO_SIMPLE = 0,
 	PROTO_EXTENDED = 1,
 	PROTO_MYSQL = 2,
+	PROTO_UNKNOWN = 3,
+	/* Derive from argument 1, PostgreSQL's CommandDest of the portal's
+	 * receiver: DestRemote (simple protocol) or DestRemoteExecute (extended). */
+	PROTO_FROM_PG_DEST = 4,
 };
+
+#define PG_DEST_REMOTE 2
+#define PG_DEST_REMOTE_EXECUTE 3
+#define PG_DEST_REMOTE_SIMPLE 4
 
 struct event_header {
 	__u64 ts;   /* CLOCK_MONOTONIC ns */
