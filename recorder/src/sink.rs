@@ -70,6 +70,9 @@ impl Sink {
         start_mono: u64,
         stats: Arc<Stats>,
     ) -> Self {
+        stats
+            .sessions
+            .store(processes.live_count() as u64, Ordering::Relaxed);
         Sink {
             writer,
             clock,

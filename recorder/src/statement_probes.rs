@@ -21,7 +21,7 @@ use crate::events::{
     USDT_ARG_CONST, USDT_ARG_REG, USDT_ARG_REG_DEREF, USDT_MAX_ARGS, UsdtArgSpec,
 };
 use crate::uprobe::UprobeSpec;
-use crate::usdt::{ArgLocation, UsdtArg, UsdtProbe};
+use crate::usdt::{ArgLocation, UsdtArg, UsdtProbe, x86_64_reg_off};
 
 pub fn protocol_name(id: u8) -> &'static str {
     match id as u32 {
@@ -138,11 +138,12 @@ fn probe_spec(event: u16, protocol: u32, args: &[UsdtArgSpec]) -> ProbeSpec {
 fn portal_run_start(elf: &ElfInfo, load_base: u64) -> Result<PlannedProbe, String> {
     let text =
         global_arg(elf, load_base, "debug_query_string").ok_or("no debug_query_string symbol")?;
+    let r8 = x86_64_reg_off("r8").ok_or("no x86-64 register r8")?;
     let dest = UsdtArg {
         size: 4,
         signed: true,
         loc: ArgLocation::RegDeref {
-            reg_off: PT_REGS_R8,
+            reg_off: r8,
             offset: 32,
         },
     };
@@ -166,9 +167,6 @@ fn error_report(elf: &ElfInfo, load_base: u64) -> Result<PlannedProbe, String> {
         probe_spec(EV_ERROR_REPORT, PROTO_UNKNOWN, &[text]),
     )
 }
-
-/// Byte offset of %r8 in x86-64 `struct pt_regs`.
-const PT_REGS_R8: u16 = 72;
 
 fn uprobe_at(
     elf: &ElfInfo,

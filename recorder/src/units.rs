@@ -9,16 +9,20 @@ pub enum Limit {
     Bytes(u64),
 }
 
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
+/// `"64MiB"` -> `(64.0, "MiB")`.
+fn number_and_unit(s: &str) -> Option<(f64, &str)> {
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 500ms, 30s, 15m or 1h"))?;
-    let secs = match unit.trim() {
+    Some((num.parse().ok()?, unit.trim()))
+}
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (n, unit) = number_and_unit(s)
+        .ok_or_else(|| format!("{s:?} is not a duration like 500ms, 30s, 15m or 1h"))?;
+    let secs = match unit {
         "ms" => n / 1000.0,
         "" | "s" => n,
         "m" | "min" => n * 60.0,
@@ -37,14 +41,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size like 64MiB or 2GiB"))?;
-    let mult: f64 = match unit.trim() {
+    let (n, unit) =
+        number_and_unit(s).ok_or_else(|| format!("{s:?} is not a size like 64MiB or 2GiB"))?;
+    let mult: f64 = match unit {
         "" | "B" => 1.0,
         "K" | "KB" => 1e3,
         "KiB" => 1024.0,
