@@ -51,8 +51,14 @@ static __always_inline int query_start(struct pt_regs *ctx, const struct probe_s
 	if (!ev)
 		return 0;
 	fill_header(&ev->h, spec->event, pid_tgid);
+	ev->aux = 0;
 	ev->protocol = spec->protocol;
-	if (spec->protocol == PROTO_FROM_PG_DEST) {
+	if (spec->event != EV_QUERY_START) {
+		__s64 start = 0;
+
+		if (usdt_arg(ctx, spec, 1, &start) == 0)
+			ev->aux = start;
+	} else if (spec->protocol == PROTO_FROM_PG_DEST) {
 		__s64 dest = 0;
 
 		usdt_arg(ctx, spec, 1, &dest);
@@ -96,6 +102,16 @@ int dbf_statement(struct pt_regs *ctx)
 	if (!spec)
 		return 0;
 	switch (spec->event) {
+	case EV_QUERY_COMPLETE: {
+		/* Nested executions (EXECUTE, FETCH) end inside their outer
+		 * one: PortalRun has restored ActivePortal to the outer portal
+		 * by now, NULL at top level. Only top-level ones are rows. */
+		__s64 outer = 0;
+
+		if (usdt_arg(ctx, spec, 2, &outer) == 0 && outer)
+			return 0;
+	}
+		/* fallthrough */
 	case EV_QUERY_START:
 	case EV_ERROR_REPORT:
 		send_title_once(pid_tgid);

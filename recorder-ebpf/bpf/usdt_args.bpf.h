@@ -51,6 +51,16 @@ static __always_inline int usdt_arg(struct pt_regs *ctx, const struct probe_spec
 		if (err)
 			return err;
 		break;
+	case USDT_ARG_ABS_DEREF_FIELD:
+		err = bpf_probe_read_user(&val, sizeof(val), (void *)arg->val_off);
+		if (err)
+			return err;
+		if (!val)
+			return -2;
+		err = bpf_probe_read_user(&val, sizeof(val), (void *)val + arg->reg_off);
+		if (err)
+			return err;
+		break;
 	default:
 		return -22; /* -EINVAL */
 	}

@@ -65,7 +65,10 @@ pub struct Args {
     #[arg(long)]
     pub redact_literals: bool,
 
-    /// Force a probe strategy for an event kind, e.g. `queries=uprobe` (for testing fallbacks).
+    /// Force a probe strategy for an event kind. `queries=light`: one probe hit
+    /// per statement instead of two (lower overhead; start times in us from the
+    /// server's activity timestamp, protocol unknown). `queries=uprobe`: the
+    /// fallback for servers without USDT.
     #[arg(long, value_name = "KIND=STRATEGY")]
     pub strategy: Vec<String>,
 

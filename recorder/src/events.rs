@@ -15,6 +15,7 @@ pub const EV_PROC_FORK: u16 = 4;
 pub const EV_PROC_EXIT: u16 = 5;
 pub const EV_ERROR_REPORT: u16 = 6;
 pub const EV_PROC_TITLE: u16 = 7;
+pub const EV_QUERY_COMPLETE: u16 = 8;
 pub const TITLE_CAP: usize = 128;
 
 /// Indexes of the BPF `drops` counters.
@@ -32,6 +33,7 @@ pub const USDT_ARG_CONST: u32 = 0;
 pub const USDT_ARG_REG: u32 = 1;
 pub const USDT_ARG_REG_DEREF: u32 = 2;
 pub const USDT_ARG_ABS_DEREF: u32 = 3;
+pub const USDT_ARG_ABS_DEREF_FIELD: u32 = 4;
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
@@ -50,12 +52,13 @@ const _: () = assert!(size_of::<EventHeader>() == 24);
 #[derive(Debug, Clone, Copy)]
 pub struct QueryStartHead {
     pub h: EventHeader,
+    pub aux: u64,
     pub text_len: u32,
     pub protocol: u8,
     pub truncated: u8,
     pub pad: [u8; 2],
 }
-pub const QUERY_TEXT_OFFSET: usize = 32;
+pub const QUERY_TEXT_OFFSET: usize = 40;
 const _: () = assert!(size_of::<QueryStartHead>() == QUERY_TEXT_OFFSET);
 
 #[repr(C)]
@@ -131,6 +134,18 @@ pub enum Event {
         ts: u64,
         pid: u32,
         tid: u32,
+        /// When the server says the failing statement started (PostgreSQL
+        /// us since 2000-01-01), 0 if not known.
+        server_start: u64,
+        truncated: bool,
+        text: Vec<u8>,
+    },
+    /// A whole top-level statement, seen once at its end.
+    QueryComplete {
+        ts: u64,
+        pid: u32,
+        tid: u32,
+        server_start: u64,
         truncated: bool,
         text: Vec<u8>,
     },
@@ -173,15 +188,26 @@ pub fn decode(buf: &[u8]) -> Option<Event> {
     let h: EventHeader = read(buf)?;
     let (ts, pid, tid) = (h.ts, h.pid, h.tid);
     Some(match h.kind {
-        EV_QUERY_START | EV_ERROR_REPORT => {
+        EV_QUERY_START | EV_ERROR_REPORT | EV_QUERY_COMPLETE => {
             let q: QueryStartHead = read(buf)?;
             let end = (QUERY_TEXT_OFFSET + q.text_len as usize).min(buf.len());
             let (truncated, text) = (q.truncated != 0, buf[QUERY_TEXT_OFFSET..end].to_vec());
+            let server_start = q.aux;
             if h.kind == EV_ERROR_REPORT {
                 Event::ErrorReport {
                     ts,
                     pid,
                     tid,
+                    server_start,
+                    truncated,
+                    text,
+                }
+            } else if h.kind == EV_QUERY_COMPLETE {
+                Event::QueryComplete {
+                    ts,
+                    pid,
+                    tid,
+                    server_start,
                     truncated,
                     text,
                 }
@@ -248,6 +274,7 @@ mod tests {
                 flags: 0,
                 cpu: 1,
             },
+            aux: 0,
             text_len: 8,
             protocol: PROTO_EXTENDED as u8,
             truncated: 1,
@@ -269,6 +296,21 @@ mod tests {
         // A length beyond the record is clamped, not a panic.
         buf.truncate(QUERY_TEXT_OFFSET + 3);
         assert!(matches!(decode(&buf), Some(Event::QueryStart { text, .. }) if text == b"SEL"));
+
+        // The same layout carries a complete statement with its server-side start.
+        let complete = QueryStartHead {
+            h: EventHeader {
+                kind: EV_QUERY_COMPLETE,
+                ..head.h
+            },
+            aux: 777,
+            ..head
+        };
+        let mut buf = bytes_of(&complete);
+        buf.extend_from_slice(b"SELECT 1");
+        assert!(
+            matches!(decode(&buf), Some(Event::QueryComplete { server_start: 777, text, .. }) if text == b"SELECT 1")
+        );
     }
 
     #[test]

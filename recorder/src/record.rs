@@ -135,7 +135,8 @@ fn record(args: &Args, pg_spec: &str) -> Result<()> {
     let elf = ElfInfo::from_path(&binary)
         .with_context(|| format!("cannot read the server binary {}", binary.display()))?;
     let load_base = procfs::load_base(target.postmaster, &binary).unwrap_or(0);
-    let plan = statement_probes::plan(&elf, load_base, args.forced_strategy("queries"))?;
+    let pg_major = target.version.as_deref().and_then(target::major);
+    let plan = statement_probes::plan(&elf, load_base, pg_major, args.forced_strategy("queries"))?;
 
     // Clock: BPF stamps CLOCK_MONOTONIC; the manifest keeps the offset to UTC.
     let start_mono = monotonic_ns();

@@ -120,13 +120,31 @@ impl Sink {
                 ts,
                 pid,
                 tid,
+                server_start,
                 truncated,
                 text,
             } => {
                 let text = self.statement_text(&text, truncated);
-                if let Some(s) = self.assembler.report(pid, tid, ts, text, truncated) {
+                let start = self.clock.mono_from_pg(server_start).unwrap_or(ts);
+                if let Some(s) = self.assembler.report(pid, tid, start, text, truncated) {
                     self.push(s);
                 }
+            }
+            Event::QueryComplete {
+                ts,
+                pid,
+                tid,
+                server_start,
+                truncated,
+                text,
+            } => {
+                let text = self.statement_text(&text, truncated);
+                // Without the server's start (track_activities off) the duration is unknown: 0.
+                let start = self.clock.mono_from_pg(server_start).unwrap_or(ts);
+                let s = self
+                    .assembler
+                    .complete(pid, tid, start, ts, text, truncated);
+                self.push(s);
             }
             Event::Title { ts, pid, title } => self.processes.set_title(pid, ts, &title),
             Event::Fork {

@@ -16,9 +16,10 @@ use anyhow::{Result, bail};
 
 use crate::elf::ElfInfo;
 use crate::events::{
-    EV_ERROR_REPORT, EV_QUERY_DONE, EV_QUERY_START, EV_TXN_ABORT, PROTO_EXTENDED,
-    PROTO_FROM_PG_DEST, PROTO_MYSQL, PROTO_SIMPLE, PROTO_UNKNOWN, ProbeSpec, USDT_ARG_ABS_DEREF,
-    USDT_ARG_CONST, USDT_ARG_REG, USDT_ARG_REG_DEREF, USDT_MAX_ARGS, UsdtArgSpec,
+    EV_ERROR_REPORT, EV_QUERY_COMPLETE, EV_QUERY_DONE, EV_QUERY_START, EV_TXN_ABORT,
+    PROTO_EXTENDED, PROTO_FROM_PG_DEST, PROTO_MYSQL, PROTO_SIMPLE, PROTO_UNKNOWN, ProbeSpec,
+    USDT_ARG_ABS_DEREF, USDT_ARG_ABS_DEREF_FIELD, USDT_ARG_CONST, USDT_ARG_REG, USDT_ARG_REG_DEREF,
+    USDT_MAX_ARGS, UsdtArgSpec,
 };
 use crate::uprobe::UprobeSpec;
 use crate::usdt::{ArgLocation, UsdtArg, UsdtProbe, x86_64_reg_off};
@@ -49,27 +50,39 @@ pub struct StatementPlan {
     pub probes: Vec<PlannedProbe>,
 }
 
+/// Strategies tried in order when none is forced.
 pub const STRATEGIES: [&str; 2] = ["usdt", "uprobe"];
+/// Every strategy `--strategy queries=NAME` accepts; `light` trades
+/// precision for one probe hit per statement and is only used on request.
+pub const ALL_STRATEGIES: [&str; 3] = ["usdt", "uprobe", "light"];
 
 /// Plans statement probes for `elf`, whose file offset 0 is mapped at
-/// `load_base` in the target (for globals). `only` forces one strategy.
-pub fn plan(elf: &ElfInfo, load_base: u64, only: Option<&str>) -> Result<StatementPlan> {
+/// `load_base` in the target (for globals), a server of major version
+/// `pg_major`. `only` forces one strategy.
+pub fn plan(
+    elf: &ElfInfo,
+    load_base: u64,
+    pg_major: Option<u32>,
+    only: Option<&str>,
+) -> Result<StatementPlan> {
     if let Some(s) = only
-        && !STRATEGIES.contains(&s)
+        && !ALL_STRATEGIES.contains(&s)
     {
         bail!(
             "unknown strategy {s:?} for queries; choose one of {}",
-            STRATEGIES.join(", ")
+            ALL_STRATEGIES.join(", ")
         );
     }
+    let order: &[&'static str] = match only {
+        Some(o) => &ALL_STRATEGIES[ALL_STRATEGIES.iter().position(|s| *s == o).unwrap_or(0)..][..1],
+        None => &STRATEGIES,
+    };
     let mut refused = Vec::new();
-    for strategy in STRATEGIES {
-        if only.is_some_and(|o| o != strategy) {
-            continue;
-        }
+    for &strategy in order {
         let attempt = match strategy {
             "usdt" => plan_usdt(elf, load_base),
-            _ => plan_uprobe(elf, load_base),
+            "uprobe" => plan_uprobe(elf, load_base),
+            _ => plan_light(elf, load_base, pg_major),
         };
         match attempt {
             Ok((detail, probes)) => {
@@ -243,6 +256,59 @@ fn plan_usdt(elf: &ElfInfo, load_base: u64) -> Result<(String, Vec<PlannedProbe>
     Ok((detail, probes))
 }
 
+/// One probe hit per statement: USDT `query__execute__done` only. The
+/// start comes from the backend's own `MyBEEntry->st_activity_start_timestamp`
+/// (us resolution; needs track_activities, on by default), nested executions
+/// are recognised by `ActivePortal` (restored to the outer portal by then),
+/// and the protocol is not known. Failures as in `usdt`.
+fn plan_light(
+    elf: &ElfInfo,
+    load_base: u64,
+    pg_major: Option<u32>,
+) -> Result<(String, Vec<PlannedProbe>), String> {
+    // PgBackendStatus: st_changecount, st_procpid, st_backendType (ints),
+    // then st_proc_start, st_xact_start, st_activity_start (8-byte
+    // timestamps): offset 32 since st_backendType came in PostgreSQL 10.
+    const ST_ACTIVITY_START: i16 = 32;
+    match pg_major {
+        Some(10..=17) => {}
+        Some(v) => {
+            return Err(format!(
+                "PostgreSQL {v}: the backend status layout is known for 10 to 17 only"
+            ));
+        }
+        None => {
+            return Err(
+                "the server's version is unknown, so its backend status layout is too".into(),
+            );
+        }
+    }
+    let text =
+        global_arg(elf, load_base, "debug_query_string").ok_or("no debug_query_string symbol")?;
+    let mut start = global_arg(elf, load_base, "MyBEEntry").ok_or("no MyBEEntry symbol")?;
+    start.arg_type = USDT_ARG_ABS_DEREF_FIELD;
+    start.reg_off = ST_ACTIVITY_START;
+    let outer = global_arg(elf, load_base, "ActivePortal").ok_or("no ActivePortal symbol")?;
+    let (detail, usdt) = plan_usdt(elf, load_base)?;
+    let mut probes = Vec::new();
+    for mut p in usdt {
+        if p.spec.event == EV_QUERY_START as u32 {
+            continue; // the PortalRun entry probe: not in this strategy
+        }
+        if p.spec.event == EV_QUERY_DONE as u32 {
+            p.spec = probe_spec(EV_QUERY_COMPLETE, PROTO_UNKNOWN, &[text, start, outer]);
+        } else if p.spec.event == EV_ERROR_REPORT as u32 {
+            p.spec = probe_spec(EV_ERROR_REPORT, PROTO_UNKNOWN, &[text, start]);
+        }
+        probes.push(p);
+    }
+    let detail = detail.replace("PortalRun entry (uprobe), ", "");
+    Ok((
+        format!("{detail}; start from MyBEEntry->st_activity_start_timestamp; protocol unknown"),
+        probes,
+    ))
+}
+
 fn plan_uprobe(elf: &ElfInfo, load_base: u64) -> Result<(String, Vec<PlannedProbe>), String> {
     Ok((
         "PortalRun entry and return, AbortCurrentTransaction, EmitErrorReport (uprobes)".into(),
@@ -284,7 +350,7 @@ mod tests {
     #[test]
     fn usdt_plan_on_debian_pg15() {
         let Some(elf) = pg15() else { return };
-        let plan = plan(&elf, 0x5555_0000_0000, None).unwrap();
+        let plan = plan(&elf, 0x5555_0000_0000, Some(15), None).unwrap();
         assert_eq!(plan.strategy, "usdt");
         assert!(plan.refused.is_empty());
         let labels: Vec<&str> = plan
@@ -334,7 +400,7 @@ mod tests {
     #[test]
     fn forced_uprobe_fallback_on_debian_pg15() {
         let Some(elf) = pg15() else { return };
-        let plan = plan(&elf, 0, Some("uprobe")).unwrap();
+        let plan = plan(&elf, 0, Some(15), Some("uprobe")).unwrap();
         assert_eq!(plan.strategy, "uprobe");
         assert_eq!(plan.probes.len(), 4);
         assert!(plan.probes[1].uprobe.retprobe);
@@ -344,7 +410,31 @@ mod tests {
                 .iter()
                 .all(|p| p.uprobe.ref_ctr_offset.is_none())
         );
-        assert!(super::plan(&elf, 0, Some("kprobe")).is_err());
+        assert!(super::plan(&elf, 0, Some(15), Some("kprobe")).is_err());
+    }
+
+    #[test]
+    fn light_plan_on_debian_pg15() {
+        let Some(elf) = pg15() else { return };
+        let plan = plan(&elf, 0, Some(15), Some("light")).unwrap();
+        let events: Vec<u32> = plan.probes.iter().map(|p| p.spec.event).collect();
+        let c = EV_QUERY_COMPLETE as u32;
+        assert_eq!(
+            events,
+            [c, c, EV_TXN_ABORT as u32, EV_ERROR_REPORT as u32],
+            "one hit per statement"
+        );
+        let start = plan.probes[0].spec.args[1];
+        let be = elf.symbol("MyBEEntry").unwrap().vaddr;
+        assert_eq!(
+            (start.arg_type, start.val_off, start.reg_off),
+            (USDT_ARG_ABS_DEREF_FIELD, be, 32)
+        );
+        let err = super::plan(&elf, 0, Some(18), Some("light"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("10 to 17"), "{err}");
+        assert!(super::plan(&elf, 0, None, Some("light")).is_err());
     }
 
     #[test]
@@ -352,7 +442,7 @@ mod tests {
         // Our own test binary has neither USDT notes nor PortalRun.
         let me = std::env::current_exe().unwrap();
         let elf = ElfInfo::from_path(&me).unwrap();
-        let err = plan(&elf, 0, None).unwrap_err().to_string();
+        let err = plan(&elf, 0, Some(15), None).unwrap_err().to_string();
         assert!(
             err.contains("usdt:") && err.contains("uprobe:") && err.contains("--enable-dtrace"),
             "{err}"

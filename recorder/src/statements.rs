@@ -63,6 +63,8 @@ pub struct Assembler {
     last_seq: HashMap<u32, u64>,
     /// The last message the server reported outside an execution, per pid.
     reports: HashMap<u32, Report>,
+    /// (server start, end) of the last complete statement per pid.
+    last_complete: HashMap<u32, (u64, u64)>,
 }
 
 #[derive(Debug)]
@@ -129,6 +131,39 @@ impl Assembler {
         Some(open.stmt)
     }
 
+    /// A whole top-level statement seen once at its end (`light`
+    /// strategy). `start_ts` is the server's own account of when it
+    /// started; statements of one multi-statement message share it, so a
+    /// later one starts where the previous one ended.
+    pub fn complete(
+        &mut self,
+        pid: u32,
+        tid: u32,
+        start_ts: u64,
+        end_ts: u64,
+        text: String,
+        truncated: bool,
+    ) -> Statement {
+        self.reports.remove(&pid);
+        let start_ts = match self.last_complete.get(&pid) {
+            Some(&(prev_start, prev_end)) if prev_start == start_ts => prev_end,
+            _ => start_ts,
+        }
+        .min(end_ts);
+        self.last_complete.insert(pid, (start_ts, end_ts));
+        Statement {
+            pid,
+            tid,
+            start_ts,
+            end_ts: Some(end_ts),
+            query_seq: self.next_seq(pid),
+            text,
+            truncated,
+            protocol: "unknown",
+            status: Status::Ok,
+        }
+    }
+
     fn next_seq(&mut self, pid: u32) -> u64 {
         let seq = self.last_seq.entry(pid).or_insert(0);
         *seq += 1;
@@ -192,6 +227,7 @@ impl Assembler {
     pub fn exit(&mut self, pid: u32) -> Option<Statement> {
         self.last_seq.remove(&pid);
         self.reports.remove(&pid);
+        self.last_complete.remove(&pid);
         self.close_unfinished(pid)
     }
 
@@ -307,6 +343,23 @@ mod tests {
         );
         assert_eq!(s.text, "SELECT 1/0");
         assert!(a.abort(1, 13).is_none(), "once");
+    }
+
+    #[test]
+    fn complete_statements_of_one_message_do_not_overlap() {
+        let mut a = Assembler::default();
+        let s1 = a.complete(1, 1, 100, 150, "SELECT 1; SELECT 2".into(), false);
+        let s2 = a.complete(1, 1, 100, 180, "SELECT 1; SELECT 2".into(), false);
+        assert_eq!((s1.start_ts, s1.end_ts, s1.query_seq), (100, Some(150), 1));
+        assert_eq!(
+            (s2.start_ts, s2.end_ts, s2.query_seq),
+            (150, Some(180), 2),
+            "starts where the first ended"
+        );
+        let s3 = a.complete(1, 1, 200, 210, "SELECT 3".into(), false);
+        assert_eq!((s3.start_ts, s3.status), (200, Status::Ok));
+        // A start the server reports after the end (clock skew) is clamped.
+        assert_eq!(a.complete(1, 1, 300, 290, "x".into(), false).start_ts, 290);
     }
 
     #[test]

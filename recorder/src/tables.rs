@@ -27,9 +27,22 @@ pub struct Clock {
     pub monotonic_to_utc_ns: i64,
 }
 
+/// PostgreSQL's TimestampTz epoch (2000-01-01 UTC) in Unix microseconds.
+const PG_EPOCH_UNIX_US: i64 = 946_684_800_000_000;
+
 impl Clock {
     pub fn utc(self, mono: u64) -> i64 {
         mono as i64 + self.monotonic_to_utc_ns
+    }
+
+    /// A PostgreSQL TimestampTz (us since 2000-01-01, wall clock) on the
+    /// BPF clock; None for 0 (not set) or a time before the boot.
+    pub fn mono_from_pg(self, pg_us: u64) -> Option<u64> {
+        let unix_ns = (pg_us as i64)
+            .checked_add(PG_EPOCH_UNIX_US)?
+            .checked_mul(1000)?;
+        let mono = unix_ns - self.monotonic_to_utc_ns;
+        (pg_us != 0 && mono > 0).then_some(mono as u64)
     }
 }
 

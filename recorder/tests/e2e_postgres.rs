@@ -172,6 +172,13 @@ fn uprobe_fallback_gives_the_same_statements() {
     pgbench_select_only("simple", "simple", &["--strategy", "queries=uprobe"]);
 }
 
+/// One probe hit per statement; start times from the server's own account.
+#[test]
+fn light_strategy_gives_the_same_statements() {
+    pgbench_select_only("simple", "unknown", &["--strategy", "queries=light"]);
+    pgbench_select_only("prepared", "unknown", &["--strategy", "queries=light"]);
+}
+
 #[test]
 fn statuses_truncation_and_manifest() {
     let Some(bindir) = preflight("statuses_truncation_and_manifest") else {

@@ -17,6 +17,9 @@ enum event_kind {
 	EV_PROC_EXIT = 5,
 	EV_ERROR_REPORT = 6, /* the server reports a message (EmitErrorReport); layout of query_start_event */
 	EV_PROC_TITLE = 7,
+	/* A whole statement from one probe at its end (the `light` strategy):
+	 * layout of query_start_event, `aux` = its start from the server. */
+	EV_QUERY_COMPLETE = 8,
 };
 
 #define TITLE_CAP 128
@@ -53,6 +56,9 @@ struct event_header {
 
 struct query_start_event {
 	struct event_header h;
+	/* EV_QUERY_COMPLETE, EV_ERROR_REPORT: the statement's start as the
+	 * server recorded it (PostgreSQL: us since 2000-01-01), 0 if unknown. */
+	__u64 aux;
 	__u32 text_len; /* bytes of text actually present */
 	__u8 protocol;  /* enum query_protocol */
 	__u8 truncated;
@@ -80,6 +86,9 @@ enum usdt_arg_type {
 	USDT_ARG_REG = 1,
 	USDT_ARG_REG_DEREF = 2,
 	USDT_ARG_ABS_DEREF = 3, /* *(u64 *)val_off: a global such as debug_query_string */
+	/* *(u64 *)(*(u64 *)val_off + reg_off): a field of the struct a global
+	 * points to, such as MyBEEntry->st_activity_start_timestamp */
+	USDT_ARG_ABS_DEREF_FIELD = 4,
 };
 
 struct usdt_arg_spec {
