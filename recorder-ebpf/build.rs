@@ -45,6 +45,11 @@ fn main() {
             fail("libbpf headers (bpf/bpf_helpers.h) not found: install them with `apt-get install libbpf-dev` (Debian/Ubuntu) or `dnf install libbpf-devel` (Fedora)")
         });
     let multiarch = format!("/usr/include/{arch}-linux-gnu");
+    if !Path::new("/usr/include/linux/bpf.h").exists() {
+        fail(
+            "kernel UAPI headers (linux/bpf.h) not found: install them with `apt-get install linux-libc-dev` (Debian/Ubuntu) or `dnf install kernel-headers` (Fedora)",
+        );
+    }
 
     let out =
         PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("dbflight.bpf.o");

@@ -32,33 +32,43 @@ impl Recorder {
     }
 
     /// Follows forks and exits of traced processes: `tp_btf` first, then
-    /// `raw_tp`. Returns the strategy that took for the manifest.
-    pub fn follow_processes(&mut self) -> Result<ProbeInfo> {
+    /// `raw_tp` (or only `only`). Returns the strategy that took for the manifest.
+    pub fn follow_processes(&mut self, only: Option<&str>) -> Result<ProbeInfo> {
+        const FOLLOW_STRATEGIES: [&str; 2] = ["tp_btf", "raw_tp"];
+        if let Some(o) = only
+            && !FOLLOW_STRATEGIES.contains(&o)
+        {
+            return Err(anyhow!(
+                "unknown strategy {o:?} for processes; choose one of {}",
+                FOLLOW_STRATEGIES.join(", ")
+            ));
+        }
         let mut refused = Vec::new();
-        match self.attach_tp_btf() {
-            Ok(()) => {
-                return Ok(ProbeInfo {
-                    strategy: "tp_btf".into(),
-                    detail: "sched_process_fork, sched_process_exit".into(),
-                    refused,
-                });
-            }
-            Err(e) => refused.push(format!("tp_btf: {e:#}")),
-        }
-        match self.attach_raw_tp() {
-            Ok(()) => Ok(ProbeInfo {
-                strategy: "raw_tp".into(),
-                detail: "sched_process_fork, sched_process_exit".into(),
-                refused,
-            }),
-            Err(e) => {
-                refused.push(format!("raw_tp: {e:#}"));
-                Err(anyhow!(
-                    "cannot follow the server's forks; every strategy was refused:\n  {}",
-                    refused.join("\n  ")
-                ))
+        for strategy in FOLLOW_STRATEGIES
+            .into_iter()
+            .filter(|s| only.is_none_or(|o| o == *s))
+        {
+            let attempt = if strategy == "tp_btf" {
+                self.attach_tp_btf()
+            } else {
+                self.attach_raw_tp()
+            };
+            match attempt {
+                Ok(()) => {
+                    let detail = "sched_process_fork, sched_process_exit".into();
+                    return Ok(ProbeInfo {
+                        strategy: strategy.into(),
+                        detail,
+                        refused,
+                    });
+                }
+                Err(e) => refused.push(format!("{strategy}: {e:#}")),
             }
         }
+        Err(anyhow!(
+            "cannot follow the server's forks; every strategy was refused:\n  {}",
+            refused.join("\n  ")
+        ))
     }
 
     fn attach_tp_btf(&mut self) -> Result<()> {

@@ -68,7 +68,8 @@ pub struct Args {
     /// Force a probe strategy for an event kind. `queries=light`: one probe hit
     /// per statement instead of two (lower overhead; start times in us from the
     /// server's activity timestamp, protocol unknown). `queries=uprobe`: the
-    /// fallback for servers without USDT.
+    /// fallback for servers without USDT. `processes=raw_tp`: follow forks
+    /// with raw tracepoints instead of BTF-typed ones.
     #[arg(long, value_name = "KIND=STRATEGY")]
     pub strategy: Vec<String>,
 

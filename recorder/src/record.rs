@@ -173,7 +173,7 @@ fn record(args: &Args, pg_spec: &str) -> Result<()> {
     // Seed the traced set with the postmaster before following forks, then
     // add its existing children: a fork in between is caught either way.
     rec.trace_pids(&[target.postmaster])?;
-    let follow = rec.follow_processes()?;
+    let follow = rec.follow_processes(args.forced_strategy("processes"))?;
     let mut pids = vec![target.postmaster];
     pids.extend(procfs::children(target.postmaster));
     rec.trace_pids(&pids)?;

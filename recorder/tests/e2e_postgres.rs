@@ -172,6 +172,12 @@ fn uprobe_fallback_gives_the_same_statements() {
     pgbench_select_only("simple", "simple", &["--strategy", "queries=uprobe"]);
 }
 
+/// Forks followed by the raw tracepoint fallback: new backends still traced.
+#[test]
+fn raw_tp_fork_following() {
+    pgbench_select_only("simple", "simple", &["--strategy", "processes=raw_tp"]);
+}
+
 /// One probe hit per statement; start times from the server's own account.
 #[test]
 fn light_strategy_gives_the_same_statements() {
