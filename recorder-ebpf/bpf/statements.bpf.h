@@ -37,8 +37,9 @@ static __always_inline void send_title_once(__u64 pid_tgid)
 	emit(&ev, sizeof(ev), DROP_PROCESSES);
 }
 
-/* Sends a start event (statement or simple-protocol message) with the text
- * its spec's first argument points to. */
+/* Sends an event of the query_start_event layout (statement start, error
+ * report, complete statement) with the text its spec's first argument
+ * points to. */
 static __always_inline int query_start(struct pt_regs *ctx, const struct probe_spec *spec, __u64 pid_tgid)
 {
 	__u32 zero = 0;

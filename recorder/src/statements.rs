@@ -4,15 +4,17 @@
 //! begins (`PortalRun`), and a bare done event when it ends. Executions nest
 //! (`EXECUTE name` runs the prepared statement's portal inside its own; a
 //! FETCH runs a cursor's): only the outermost one is a row, as
-//! pg_stat_statements counts top-level statements. A statement that fails
-//! before it executes (a parse or planning error) is seen as an error report
-//! outside any execution followed by the abort: it becomes an `error` row
-//! with the text the server was working on. A statement that fails never reaches its
-//! done probe (PostgreSQL longjmps out of it); the transaction abort that
-//! follows marks it. So a statement still open when its backend starts the
-//! next one, exits, or the recording ends is `error` if an abort came after
-//! it started, else `incomplete`. An abort followed by done (ROLLBACK itself
-//! aborts the transaction) leaves the statement `ok`.
+//! pg_stat_statements counts top-level statements.
+//!
+//! A statement that fails never reaches its done probe (PostgreSQL longjmps
+//! out of it); the transaction abort that follows marks it. So a statement
+//! still open when its backend starts the next one, exits, or the recording
+//! ends is `error` if an abort came after it started, else `incomplete`.
+//! An abort followed by done (ROLLBACK itself aborts the transaction)
+//! leaves the statement `ok`. A statement that fails before it executes (a
+//! parse or planning error) is seen as an error report outside any
+//! execution followed by the abort: an `error` row with the text the server
+//! was working on.
 
 use std::collections::HashMap;
 
