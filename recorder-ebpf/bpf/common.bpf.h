@@ -18,21 +18,17 @@ const volatile __u32 max_query_len = 4096;
  * woken per event, which keeps the recorder's CPU cost off the hot path. */
 const volatile __u64 ringbuf_flags = BPF_RB_NO_WAKEUP;
 
-/* Processes (tgid) being traced: the postmaster and its descendants. */
+/* Processes (tgid) being traced: the postmaster and its descendants.
+ * The value is a state, so one lookup on the hot path answers both "is it
+ * traced?" and "was its title sent?" (statements.bpf.h). */
+#define PID_TRACED 1
+#define PID_TITLED 2
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u32);
 	__type(value, __u8);
 } traced_pids SEC(".maps");
-
-/* Processes whose title was sent already (statements.bpf.h); forgotten at exit. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u32);
-	__type(value, __u8);
-} titled_pids SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -50,6 +46,11 @@ struct {
 static __always_inline int is_traced(__u32 tgid)
 {
 	return bpf_map_lookup_elem(&traced_pids, &tgid) != NULL;
+}
+
+static __always_inline __u8 *traced_state(__u32 tgid)
+{
+	return bpf_map_lookup_elem(&traced_pids, &tgid);
 }
 
 static __always_inline void count_drop(__u32 kind)

@@ -11,7 +11,7 @@ static __always_inline int on_fork(struct task_struct *parent, struct task_struc
 {
 	__u32 ptgid = BPF_CORE_READ(parent, tgid);
 	__u32 ctgid = BPF_CORE_READ(child, tgid);
-	__u8 one = 1;
+	__u8 one = PID_TRACED;
 	struct proc_event ev = {};
 
 	/* New threads of a traced process are covered by its tgid already. */
@@ -36,7 +36,6 @@ static __always_inline int on_exit(struct task_struct *task)
 	if (pid != tgid || !is_traced(tgid))
 		return 0;
 	bpf_map_delete_elem(&traced_pids, &tgid);
-	bpf_map_delete_elem(&titled_pids, &tgid);
 	fill_header(&ev.h, EV_PROC_EXIT, ((__u64)tgid << 32) | pid);
 	ev.ppid = BPF_CORE_READ(task, real_parent, tgid);
 	BPF_CORE_READ_STR_INTO(&ev.comm, task, comm);

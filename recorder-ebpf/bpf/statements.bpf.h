@@ -18,17 +18,17 @@ struct {
 	__type(value, struct query_start_event);
 } query_scratch SEC(".maps");
 
-static __always_inline void send_title_once(__u64 pid_tgid)
+/* Sends the process title at a backend's first statement. `state` is its
+ * traced_pids value; a backend is one thread, so no other CPU races on it. */
+static __always_inline void send_title_once(__u8 *state, __u64 pid_tgid)
 {
-	__u32 tgid = pid_tgid >> 32;
-	__u8 one = 1;
 	struct title_event ev;
 	struct task_struct *task;
 	unsigned long arg_start;
 
-	if (bpf_map_lookup_elem(&titled_pids, &tgid))
+	if (*state == PID_TITLED)
 		return;
-	bpf_map_update_elem(&titled_pids, &tgid, &one, BPF_ANY);
+	*state = PID_TITLED;
 	task = (struct task_struct *)bpf_get_current_task();
 	arg_start = BPF_CORE_READ(task, mm, arg_start);
 	fill_header(&ev.h, EV_PROC_TITLE, pid_tgid);
@@ -94,10 +94,11 @@ SEC("uprobe")
 int dbf_statement(struct pt_regs *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u8 *state = traced_state(pid_tgid >> 32);
 	struct probe_spec *spec;
 	struct event_header h;
 
-	if (!is_traced(pid_tgid >> 32))
+	if (!state)
 		return 0;
 	spec = current_spec(ctx);
 	if (!spec)
@@ -115,7 +116,7 @@ int dbf_statement(struct pt_regs *ctx)
 		/* fallthrough */
 	case EV_QUERY_START:
 	case EV_ERROR_REPORT:
-		send_title_once(pid_tgid);
+		send_title_once(state, pid_tgid);
 		return query_start(ctx, spec, pid_tgid);
 	case EV_QUERY_DONE:
 	case EV_TXN_ABORT:
