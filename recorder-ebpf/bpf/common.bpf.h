@@ -43,11 +43,6 @@ struct {
 	__type(value, __u64);
 } drops SEC(".maps");
 
-static __always_inline int is_traced(__u32 tgid)
-{
-	return bpf_map_lookup_elem(&traced_pids, &tgid) != NULL;
-}
-
 static __always_inline __u8 *traced_state(__u32 tgid)
 {
 	return bpf_map_lookup_elem(&traced_pids, &tgid);

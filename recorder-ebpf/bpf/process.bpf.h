@@ -15,7 +15,7 @@ static __always_inline int on_fork(struct task_struct *parent, struct task_struc
 	struct proc_event ev = {};
 
 	/* New threads of a traced process are covered by its tgid already. */
-	if (ptgid == ctgid || !is_traced(ptgid))
+	if (ptgid == ctgid || !traced_state(ptgid))
 		return 0;
 	bpf_map_update_elem(&traced_pids, &ctgid, &one, BPF_ANY);
 	fill_header(&ev.h, EV_PROC_FORK, ((__u64)ptgid << 32) | BPF_CORE_READ(parent, pid));
@@ -33,7 +33,7 @@ static __always_inline int on_exit(struct task_struct *task)
 	struct proc_event ev = {};
 
 	/* Only the group leader's exit ends the process. */
-	if (pid != tgid || !is_traced(tgid))
+	if (pid != tgid || !traced_state(tgid))
 		return 0;
 	bpf_map_delete_elem(&traced_pids, &tgid);
 	fill_header(&ev.h, EV_PROC_EXIT, ((__u64)tgid << 32) | pid);

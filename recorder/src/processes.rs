@@ -109,7 +109,10 @@ impl Processes {
             ..Default::default()
         });
         p.last_ts = p.last_ts.max(ts);
-        if !p.settled() {
+        // BPF sends the title at a backend's first statement; /proc is read
+        // here only if that was lost. Titles not final yet are re-read once
+        // per tick (refresh_unsettled), never per statement.
+        if p.title.is_none() {
             p.refresh(postmaster);
         }
         (p.user.clone(), p.database.clone())
