@@ -7,6 +7,7 @@
 //! ([`reader`]). It has no Linux-only code so the analyzer builds anywhere.
 
 pub mod error;
+pub mod fingerprint;
 pub mod manifest;
 pub mod reader;
 pub mod redact;
