@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 mod output;
 mod session;
+mod udf;
 
 use std::process::ExitCode;
 

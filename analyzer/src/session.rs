@@ -5,6 +5,8 @@
 //! [`TraceFiles::open`] listed and checked: `*.parquet.tmp` of an unfinished
 //! segment never reaches a query, and a table without files is still there,
 //! empty, so `SELECT count(*) FROM locks` answers 0 instead of failing.
+//! dbflight's SQL functions (`fingerprint`, `log2_bucket`, ...) are
+//! registered here too, so every session has them.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,11 +22,15 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use dbflight_format::Table;
 use dbflight_format::reader::{TraceFile, TraceFiles};
 
+use crate::udf;
+
 /// Builds the session for a trace: information_schema on (so `SHOW TABLES`
-/// and `SHOW COLUMNS FROM queries` work), every table registered.
+/// and `SHOW COLUMNS FROM queries` work), every table registered, and the
+/// dbflight functions, with `fingerprint` lexing the traced server's dialect.
 pub fn session_for(trace: &TraceFiles) -> Result<SessionContext> {
     let config = SessionConfig::new().with_information_schema(true);
     let ctx = SessionContext::new_with_config(config);
+    udf::register(&ctx, udf::dialect_of_target(&trace.manifest.target.kind));
     for table in Table::ALL {
         let files = trace.tables.get(&table).map_or(&[][..], Vec::as_slice);
         let provider = table_provider(table, files)

@@ -1,0 +1,146 @@
+//! The SQL functions dbflight adds to DataFusion, one per file, all
+//! registered by [`register`] (called for every session, so `dbflight sql`,
+//! the reports and the commands see the same functions).
+//!
+//! `SHOW FUNCTIONS LIKE 'fingerprint%'` shows their descriptions and syntax.
+
+mod fingerprint;
+mod fingerprint_id;
+mod log2_bucket;
+
+use arrow::array::{Array, ArrayRef, AsArray, StringArray};
+use arrow::datatypes::DataType;
+use datafusion::common::{Result, exec_err};
+use datafusion::logical_expr::{ColumnarValue, DocSection, ScalarUDF};
+use datafusion::prelude::SessionContext;
+use dbflight_format::redact::Dialect;
+
+pub use fingerprint::Fingerprint;
+pub use fingerprint_id::FingerprintId;
+pub use log2_bucket::Log2Bucket;
+
+/// Where `SHOW FUNCTIONS` and generated docs file these functions.
+const DOC_SECTION: DocSection = DocSection {
+    include: true,
+    label: "dbflight Functions",
+    description: Some("Functions dbflight adds for traces"),
+};
+
+/// Registers every dbflight function. `dialect` is how `fingerprint(query)`
+/// lexes text when no dialect is passed: the traced server's.
+pub fn register(ctx: &SessionContext, dialect: Dialect) {
+    ctx.register_udf(ScalarUDF::from(Fingerprint::new(dialect)));
+    ctx.register_udf(ScalarUDF::from(FingerprintId::new(dialect)));
+    ctx.register_udf(ScalarUDF::from(Log2Bucket::new()));
+}
+
+/// The dialect of a traced server, from the manifest's target kind.
+pub fn dialect_of_target(kind: &str) -> Dialect {
+    let kind = kind.to_ascii_lowercase();
+    if kind.contains("mysql") || kind.contains("mariadb") {
+        Dialect::MySql
+    } else {
+        Dialect::Postgres
+    }
+}
+
+/// A dialect named in SQL: `'postgres'` or `'mysql'`, or a value of the
+/// `queries.protocol` column (`simple`, `extended`, `mysql`), so that
+/// `fingerprint(query, protocol)` lexes each row by its server. NULL and
+/// `unknown` mean the trace's dialect.
+fn dialect_named(name: Option<&str>, default: Dialect) -> Result<Dialect> {
+    match name.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("unknown") => Ok(default),
+        Some("postgres" | "postgresql" | "pg" | "simple" | "extended") => Ok(Dialect::Postgres),
+        Some("mysql" | "mariadb") => Ok(Dialect::MySql),
+        Some(other) => exec_err!(
+            "unknown SQL dialect '{other}': use 'postgres' or 'mysql' (or the protocol column)"
+        ),
+    }
+}
+
+/// The arguments as `Utf8` arrays of `rows` rows (scalars repeated), so one
+/// loop serves `Utf8`, `LargeUtf8`, `Utf8View` and dictionary-encoded text.
+fn string_arrays(args: &[ColumnarValue], rows: usize) -> Result<Vec<StringArray>> {
+    args.iter()
+        .map(|a| {
+            let array: ArrayRef = a.to_array(rows)?;
+            let utf8 = arrow::compute::cast(&array, &DataType::Utf8)?;
+            Ok(utf8.as_string::<i32>().clone())
+        })
+        .collect()
+}
+
+/// Maps each row's query text (and optional dialect) to a value; NULL text gives NULL.
+fn map_queries<T>(
+    args: &[ColumnarValue],
+    rows: usize,
+    default: Dialect,
+    mut f: impl FnMut(&str, Dialect) -> T,
+) -> Result<Vec<Option<T>>> {
+    let arrays = string_arrays(args, rows)?;
+    let Some(queries) = arrays.first() else {
+        return exec_err!("a query text argument is required");
+    };
+    let dialects = arrays.get(1);
+    (0..queries.len())
+        .map(|i| {
+            if queries.is_null(i) {
+                return Ok(None);
+            }
+            let name = dialects.and_then(|d| (!d.is_null(i)).then(|| d.value(i)));
+            let dialect = dialect_named(name, default)?;
+            Ok(Some(f(queries.value(i), dialect)))
+        })
+        .collect()
+}
+
+/// One value when every argument is a scalar, an array otherwise.
+fn rows_of(args: &[ColumnarValue], number_rows: usize) -> (usize, bool) {
+    let scalar = args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+    (if scalar { 1 } else { number_rows }, scalar)
+}
+
+/// Wraps a computed array as the function's result.
+fn result(array: ArrayRef, scalar: bool) -> Result<ColumnarValue> {
+    if scalar {
+        Ok(ColumnarValue::Scalar(
+            datafusion::scalar::ScalarValue::try_from_array(&array, 0)?,
+        ))
+    } else {
+        Ok(ColumnarValue::Array(array))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dialects_by_name_and_target() {
+        assert_eq!(dialect_of_target("postgresql"), Dialect::Postgres);
+        assert_eq!(dialect_of_target(""), Dialect::Postgres);
+        assert_eq!(dialect_of_target("MariaDB"), Dialect::MySql);
+        assert_eq!(dialect_of_target("mysql"), Dialect::MySql);
+        let named = [
+            (None, Dialect::MySql),
+            (Some("unknown"), Dialect::MySql),
+            (Some("Postgres"), Dialect::Postgres),
+            (Some("extended"), Dialect::Postgres),
+            (Some("simple"), Dialect::Postgres),
+            (Some("mysql"), Dialect::MySql),
+        ];
+        for (name, want) in named {
+            assert_eq!(
+                dialect_named(name, Dialect::MySql).unwrap(),
+                want,
+                "{name:?}"
+            );
+        }
+        let err = dialect_named(Some("oracle"), Dialect::Postgres).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown SQL dialect 'oracle'"),
+            "{err}"
+        );
+    }
+}
