@@ -9,14 +9,16 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "dbflight",
     version,
-    about = "Analyze dbflight traces: what a recording holds, and SQL over it",
+    about = "Analyze dbflight traces: what a recording holds, SQL over it, latency histograms, slow statements",
     long_about = "Analyze dbflight traces.\n\n\
         A trace is the directory written by `dbflight-record -o TRACE`: a manifest.json \
         and one Parquet file per table per segment. It can be copied to any machine and \
         analyzed there; this tool needs no root, no eBPF and no Linux.",
     after_help = "Examples:\n  \
         dbflight info ./incident-trace\n  \
-        dbflight sql ./incident-trace \"SELECT status, count(*) FROM queries GROUP BY status\""
+        dbflight sql ./incident-trace \"SELECT status, count(*) FROM queries GROUP BY status\"\n  \
+        dbflight hist ./incident-trace --by fingerprint\n  \
+        dbflight slow ./incident-trace --threshold 10ms"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -56,6 +58,47 @@ pub enum Command {
             dbflight sql ./trace \"SELECT * FROM locks WHERE event = 'wait_end'\" --format json | jq ."
     )]
     Sql(SqlArgs),
+
+    /// Draw a log2 histogram of statement latency (bcc dbstat style), overall or per fingerprint.
+    #[command(
+        long_about = concat!(
+            "Draw a histogram of how long statements took, in power-of-two buckets of ",
+            "microseconds, the way bcc's dbstat does: each row is a range of latencies, how ",
+            "many statements fell in it and a bar.\n\n",
+            "With --by fingerprint, one histogram per fingerprint (statements that differ only ",
+            "in their constants, see `fingerprint(query)` in `dbflight sql`), the ones with the ",
+            "most calls first, each headed by its fingerprint. --where keeps the statements a ",
+            "SQL condition on the queries table holds for.\n\n",
+            "Statements still running when the recording ended have no duration and are not ",
+            "counted. The SQL behind it is queries/latency_histogram.sql and ",
+            "queries/latency_histogram_by_fingerprint.sql, runnable with `dbflight sql -f`."
+        ),
+        after_help = "Examples:\n  \
+            dbflight hist ./trace\n  \
+            dbflight hist ./trace --by fingerprint --top 5\n  \
+            dbflight hist ./trace --where \"database = 'bank' AND status = 'ok'\"\n  \
+            dbflight hist ./trace --by fingerprint --where \"query LIKE 'UPDATE%'\""
+    )]
+    Hist(HistArgs),
+
+    /// List the statements that took at least a threshold (bcc dbslower style).
+    #[command(
+        long_about = concat!(
+            "List every statement that took at least THRESHOLD, in the order they started, ",
+            "the way bcc's dbslower does: start time (UTC), pid, duration in milliseconds and ",
+            "the statement. On a terminal the text is cut to the width of the line (--full ",
+            "prints it whole; the recorder may have cut it already, at its --max-query-len).\n\n",
+            "It is the same as `dbflight sql TRACE \"SELECT ts, pid, duration_ns / 1e6 AS ",
+            "duration_ms, query FROM queries WHERE duration_ns >= 10000000 ORDER BY ts\"` ",
+            "for 10ms; --format table, csv or json prints that result as `dbflight sql` does."
+        ),
+        after_help = "Examples:\n  \
+            dbflight slow ./trace --threshold 10ms\n  \
+            dbflight slow ./trace --threshold 1.5s --full\n  \
+            dbflight slow ./trace --threshold 500us --where \"pid = 4242\"\n  \
+            dbflight slow ./trace --threshold 0 --format csv -o all.csv"
+    )]
+    Slow(SlowArgs),
 }
 
 #[derive(Debug, Args)]
@@ -95,6 +138,135 @@ pub struct SqlArgs {
     pub output: Option<PathBuf>,
 }
 
+#[derive(Debug, Args)]
+pub struct HistArgs {
+    /// Trace directory, as written by `dbflight-record -o TRACE`.
+    #[arg(value_name = "TRACE")]
+    pub trace: PathBuf,
+
+    /// One histogram per fingerprint (statements that differ only in their
+    /// constants), most calls first, instead of one for all statements.
+    #[arg(long, value_enum, value_name = "KEY")]
+    pub by: Option<By>,
+
+    /// With --by: how many histograms to draw; 0 draws them all.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub top: usize,
+
+    /// Only the statements this SQL condition on the queries table holds for
+    /// (e.g. `--where "database = 'bank'"`; `SHOW COLUMNS FROM queries` in
+    /// `dbflight sql` lists the columns).
+    #[arg(long = "where", value_name = "SQL")]
+    pub where_: Option<String>,
+}
+
+/// What `dbflight hist --by` draws one histogram for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum By {
+    /// Each group of statements that differ only in their constants.
+    Fingerprint,
+}
+
+#[derive(Debug, Args)]
+pub struct SlowArgs {
+    /// Trace directory, as written by `dbflight-record -o TRACE`.
+    #[arg(value_name = "TRACE")]
+    pub trace: PathBuf,
+
+    /// List statements that took at least this long: a number and a unit,
+    /// ns, us, ms, s, m or h (e.g. 10ms, 1.5s, 500us, 100ns); 0 lists all.
+    #[arg(
+        short = 't',
+        long,
+        default_value = "10ms",
+        value_parser = parse_threshold,
+        value_name = "DURATION"
+    )]
+    pub threshold: Threshold,
+
+    /// Only the statements this SQL condition on the queries table holds for
+    /// (e.g. `--where "database = 'bank'"`).
+    #[arg(long = "where", value_name = "SQL")]
+    pub where_: Option<String>,
+
+    /// Print each statement whole, even on a terminal narrower than it.
+    #[arg(long)]
+    pub full: bool,
+
+    /// Output format: dbslower-style lines, or as `dbflight sql` prints:
+    /// an aligned table, CSV with a header row, or JSON.
+    #[arg(long, value_enum, default_value_t = SlowFormat::Text, value_name = "FORMAT")]
+    pub format: SlowFormat,
+
+    /// Write the result to FILE instead of stdout, created mode 0600: it
+    /// holds query text (e.g. `-o slow.csv`).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// How `dbflight slow` prints statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SlowFormat {
+    /// One line per statement, as bcc's dbslower: time (UTC), pid, ms, text.
+    Text,
+    /// An aligned text table followed by the row count.
+    Table,
+    /// Comma-separated values with a header row; timestamps in RFC 3339.
+    Csv,
+    /// A JSON array of objects, one per row.
+    Json,
+}
+
+/// A duration threshold, kept with the text it was given as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Threshold {
+    pub ns: i64,
+    pub text: String,
+}
+
+/// Parses `10ms`, `1.5s`, `500us`, `100ns`, `2m`, `1h`, and `0` alone.
+pub fn parse_threshold(s: &str) -> Result<Threshold, String> {
+    let text = s.trim();
+    if text.starts_with('-') {
+        return Err(format!("{text:?} is negative: a threshold is 0 or more"));
+    }
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let unit_ns: f64 = match unit.trim() {
+        "" if !number.is_empty() && number.bytes().all(|b| b == b'0' || b == b'.') => 1.0,
+        "" => {
+            return Err(format!(
+                "{text:?} has no unit: write e.g. 10ms, 1.5s, 500us or 100ns"
+            ));
+        }
+        "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        "m" | "min" => 60e9,
+        "h" => 3600e9,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?}: use ns, us, ms, s, m or h (e.g. 10ms)"
+            ));
+        }
+    };
+    let value: f64 = number.parse().map_err(|_| {
+        format!("{text:?} is not a duration: write e.g. 10ms, 1.5s, 500us or 100ns")
+    })?;
+    let ns = (value * unit_ns).round();
+    if !(0.0..=i64::MAX as f64).contains(&ns) {
+        return Err(format!("{text:?} is out of range"));
+    }
+    Ok(Threshold {
+        // In range, checked above.
+        ns: ns as i64,
+        text: text.to_string(),
+    })
+}
+
 /// How `dbflight sql` prints results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -122,6 +294,72 @@ mod tests {
         let err =
             Cli::try_parse_from(["dbflight", "sql", "t", "SELECT 1", "-f", "x.sql"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn thresholds() {
+        let ok = [
+            ("10ms", 10_000_000),
+            ("1.5s", 1_500_000_000),
+            ("500us", 500_000),
+            ("500µs", 500_000),
+            ("100ns", 100),
+            ("0", 0),
+            ("0.0", 0),
+            ("0ms", 0),
+            ("2m", 120_000_000_000),
+            ("1h", 3_600_000_000_000),
+            (" 0.25ms ", 250_000),
+            (".5s", 500_000_000),
+            ("1.0000001s", 1_000_000_100),
+        ];
+        for (text, ns) in ok {
+            assert_eq!(parse_threshold(text).map(|t| t.ns), Ok(ns), "{text}");
+        }
+        let bad = [
+            ("10", "no unit"),
+            ("", "no unit"),
+            ("ms", "not a duration"),
+            ("10 parsecs", "unknown unit"),
+            ("-5ms", "negative"),
+            ("1.2.3s", "not a duration"),
+            ("99999999999h", "out of range"),
+        ];
+        for (text, want) in bad {
+            let err = parse_threshold(text).unwrap_err();
+            assert!(err.contains(want), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn slow_and_hist_defaults() {
+        let cli = Cli::try_parse_from(["dbflight", "slow", "t"]).unwrap();
+        let Command::Slow(args) = cli.command else {
+            panic!("expected slow");
+        };
+        assert_eq!(args.threshold.ns, 10_000_000);
+        assert_eq!(args.format, SlowFormat::Text);
+        assert!(!args.full && args.where_.is_none());
+
+        let cli = Cli::try_parse_from([
+            "dbflight",
+            "hist",
+            "t",
+            "--by",
+            "fingerprint",
+            "--where",
+            "pid = 1",
+        ])
+        .unwrap();
+        let Command::Hist(args) = cli.command else {
+            panic!("expected hist");
+        };
+        assert_eq!(args.by, Some(By::Fingerprint));
+        assert_eq!(args.top, 10);
+        assert_eq!(args.where_.as_deref(), Some("pid = 1"));
+
+        let err = Cli::try_parse_from(["dbflight", "slow", "t", "--threshold", "10"]).unwrap_err();
+        assert!(err.to_string().contains("no unit"), "{err}");
     }
 
     #[test]

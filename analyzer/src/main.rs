@@ -6,7 +6,9 @@
 
 mod cli;
 mod commands;
+mod histogram;
 mod output;
+mod queries;
 mod session;
 mod udf;
 
@@ -32,5 +34,7 @@ fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Info(args) => commands::info::run(&args),
         Command::Sql(args) => commands::sql::run(&args),
+        Command::Hist(args) => commands::hist::run(&args),
+        Command::Slow(args) => commands::slow::run(&args),
     }
 }

@@ -584,3 +584,244 @@ fn help_explains_with_examples() {
         .success()
         .stdout(predicate::str::contains("dbflight info ./incident-trace"));
 }
+
+/// A trace with processes but no statement.
+fn trace_without_statements(kind: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("trace");
+    let target = Target {
+        kind: kind.into(),
+        ..Target::default()
+    };
+    let m = Manifest::new(target, Clock::default(), Options::default(), T0);
+    let mut w = TraceWriter::create(&dir, m, 1).unwrap();
+    w.append(Table::Processes, processes()).unwrap();
+    w.finish(T0 + 1500 * MS, &BTreeMap::new()).unwrap();
+    (tmp, dir)
+}
+
+#[test]
+fn hist_and_slow_say_when_a_trace_has_no_statements() {
+    let (_tmp, dir) = trace_without_statements("postgresql");
+    for args in [
+        vec!["hist"],
+        vec!["hist", "--by", "fingerprint"],
+        vec!["slow", "-t", "0"],
+    ] {
+        dbflight()
+            .args(&args)
+            .arg(&dir)
+            .assert()
+            .success()
+            .stdout("")
+            .stderr("no statements in trace\n");
+    }
+    // Machine-readable formats still print their empty result.
+    dbflight()
+        .args(["slow", "--format", "csv"])
+        .arg(&dir)
+        .assert()
+        .success()
+        .stdout("ts,pid,duration_ms,query\n")
+        .stderr("no statements in trace\n");
+}
+
+#[test]
+fn hist_and_slow_over_a_small_trace() {
+    let (_tmp, dir) = trace();
+    // Five statements of 2 ms: 2000 us is in the 1024 -> 2047 bucket.
+    let out = stdout_of(dbflight().arg("hist").arg(&dir));
+    assert!(
+        out.ends_with(&format!(
+            "      1024 -> 2047       : 5        |{}|\n",
+            "*".repeat(40)
+        )),
+        "{out}"
+    );
+    let out = stdout_of(dbflight().args(["hist", "--by", "fingerprint"]).arg(&dir));
+    assert!(
+        out.starts_with("fingerprint = SELECT $1 FROM accounts\n     usecs "),
+        "{out}"
+    );
+    let out = stdout_of(dbflight().args(["slow", "-t", "2ms"]).arg(&dir));
+    assert_eq!(
+        out,
+        "\
+TIME(UTC)                  PID             MS QUERY
+2025-11-22 02:29:00.010000 100          2.000 SELECT 1 FROM accounts
+2025-11-22 02:29:00.020000 100          2.000 SELECT 2 FROM accounts
+2025-11-22 02:29:00.030000 100          2.000 SELECT 3 FROM accounts
+2025-11-22 02:29:40.000000 100          2.000 SELECT 4 FROM accounts
+2025-11-22 02:29:50.000000 100          2.000 SELECT 5 FROM accounts
+(5 of 5 statements took at least 2ms)
+"
+    );
+    let out = stdout_of(dbflight().args(["slow", "-t", "2.5ms"]).arg(&dir));
+    assert!(
+        out.ends_with("(0 of 5 statements took at least 2.5ms)\n"),
+        "{out}"
+    );
+    let out = stdout_of(
+        dbflight()
+            .args(["hist", "--where", "database = 'nope'"])
+            .arg(&dir),
+    );
+    assert_eq!(out, "");
+}
+
+#[test]
+fn bad_where_shows_datafusion_and_what_was_tried() {
+    let (_tmp, dir) = trace();
+    for command in ["hist", "slow"] {
+        dbflight()
+            .arg(command)
+            .arg(&dir)
+            .args(["--where", "databse = 'bank'"])
+            .assert()
+            .code(1)
+            .stdout("")
+            .stderr(
+                predicate::str::starts_with(
+                    "dbflight: error: --where \"databse = 'bank'\" is not a condition on the queries table: ",
+                )
+                .and(predicate::str::contains("No field named databse"))
+                .and(predicate::str::contains(
+                    "tried: SELECT * FROM queries WHERE databse = 'bank'",
+                ))
+                .and(predicate::str::contains("SHOW COLUMNS FROM queries")),
+            );
+    }
+    // Not one expression: refused before any query is built from it.
+    dbflight()
+        .arg("hist")
+        .arg(&dir)
+        .args(["--where", "1=1) OR (1=1"])
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains("--where \"1=1) OR (1=1\" is not a condition")
+                .and(predicate::str::contains("end of expression"))
+                .and(predicate::str::contains("tried:").not()),
+        );
+    dbflight()
+        .arg("hist")
+        .arg(&dir)
+        .args(["--where", "pid"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("non-boolean predicate"));
+    // Failing only while running still names the condition.
+    dbflight()
+        .arg("hist")
+        .arg(&dir)
+        .args(["--where", "CAST(query AS INT) > 1"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "cannot compute the latency histogram of the statements matching --where \"CAST(query AS INT) > 1\"",
+        ));
+}
+
+#[test]
+fn slow_threshold_needs_a_unit() {
+    let (_tmp, dir) = trace();
+    dbflight()
+        .arg("slow")
+        .arg(&dir)
+        .args(["--threshold", "10"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "no unit: write e.g. 10ms, 1.5s, 500us or 100ns",
+        ));
+}
+
+#[test]
+fn sql_functions_are_registered() {
+    let (_tmp, dir) = trace();
+    let out = stdout_of(dbflight().arg("sql").arg(&dir).args([
+        "SELECT fingerprint(query) AS fp, count(*) AS n, min(log2_bucket(duration_ns)) AS b, \
+         count(DISTINCT fingerprint_id(query)) AS ids FROM queries GROUP BY 1",
+        "--format",
+        "csv",
+    ]));
+    assert_eq!(out, "fp,n,b,ids\nSELECT $1 FROM accounts,5,1048576,1\n");
+    let out = stdout_of(dbflight().arg("sql").arg(&dir).args([
+        "SELECT fingerprint('select *  from t where id=42 -- hot') AS a, \
+         fingerprint('SELECT * FROM t WHERE id = ?', 'mysql') AS b, \
+         log2_bucket(0) AS c, log2_bucket(1500) AS d",
+        "--format",
+        "csv",
+    ]));
+    assert_eq!(
+        out,
+        "a,b,c,d\nSELECT * FROM t WHERE id = $1,SELECT * FROM t WHERE id = ?,0,1024\n"
+    );
+    let out = stdout_of(dbflight().arg("sql").arg(&dir).args([
+        "SELECT DISTINCT routine_name, syntax_example FROM information_schema.routines \
+         WHERE routine_name IN ('fingerprint', 'fingerprint_id', 'log2_bucket') ORDER BY 1",
+        "--format",
+        "csv",
+    ]));
+    assert_eq!(
+        out,
+        "routine_name,syntax_example\n\
+         fingerprint,\"fingerprint(query [, dialect])\"\n\
+         fingerprint_id,\"fingerprint_id(query [, dialect])\"\n\
+         log2_bucket,log2_bucket(n)\n"
+    );
+}
+
+#[test]
+fn fingerprint_lexes_the_traced_servers_dialect() {
+    let sql = "SELECT fingerprint('SELECT \"a\" # note') AS fp";
+    let (_tmp, pg) = trace_without_statements("postgresql");
+    let out = stdout_of(
+        dbflight()
+            .arg("sql")
+            .arg(&pg)
+            .args([sql, "--format", "csv"]),
+    );
+    assert_eq!(out, "fp\nSELECT a # note\n");
+    let (_tmp, my) = trace_without_statements("mariadb");
+    let out = stdout_of(
+        dbflight()
+            .arg("sql")
+            .arg(&my)
+            .args([sql, "--format", "csv"]),
+    );
+    assert_eq!(out, "fp\nSELECT ?\n");
+}
+
+#[test]
+fn hist_and_slow_help_have_examples() {
+    dbflight()
+        .args(["hist", "--help"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("Examples:")
+                .and(predicate::str::contains(
+                    "dbflight hist ./trace --by fingerprint",
+                ))
+                .and(predicate::str::contains("--where <SQL>"))
+                .and(predicate::str::contains("queries/latency_histogram.sql")),
+        );
+    dbflight()
+        .args(["slow", "--help"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("Examples:")
+                .and(predicate::str::contains(
+                    "dbflight slow ./trace --threshold 10ms",
+                ))
+                .and(predicate::str::contains("10ms, 1.5s, 500us"))
+                .and(predicate::str::contains("--full")),
+        );
+    dbflight()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("hist").and(predicate::str::contains("slow")));
+}

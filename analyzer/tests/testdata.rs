@@ -144,3 +144,331 @@ fn info_describes_the_sample() {
         "several segments"
     );
 }
+
+/// The standard output of `dbflight ARGS...` (which must succeed).
+fn dbflight(args: &[&str]) -> String {
+    let out = Command::cargo_bin("dbflight")
+        .unwrap()
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+const QUERIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../queries");
+
+/// Every statement of the sample and the fingerprint it belongs to: the 400
+/// simple-protocol SELECTs (each with its own aid) and the 100 prepared ones
+/// are one statement; the other TPC-B statements were cut at 64 bytes by
+/// --max-query-len, and their fingerprints end where the text ends.
+const SAMPLE_FINGERPRINTS: &str = "\
+fp,n
+SELECT abalance FROM pgbench_accounts WHERE aid = $1,500
+BEGIN,100
+END,100
+\"INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES\",100
+UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid =,100
+UPDATE pgbench_branches SET bbalance = bbalance + $1 WHERE bid =,100
+UPDATE pgbench_tellers SET tbalance = tbalance + $1 WHERE tid =,100
+SELECT count(*) FROM pgbench_branches,2
+\"SELECT o.n, p.partstrat, pg_catalog.count(i.inhparent) FROM pg_c\",2
+SELECT $1,1
+SELECT $1 / $2,1
+";
+
+#[test]
+fn fingerprints_group_the_sample() {
+    assert_eq!(
+        sql_csv(
+            "SELECT fingerprint(query) AS fp, count(*) AS n FROM queries GROUP BY 1 ORDER BY 2 DESC, 1"
+        ),
+        SAMPLE_FINGERPRINTS
+    );
+    // The 400 literal-carrying SELECTs, nearly all different texts (pgbench
+    // draws the aids at random), are one fingerprint.
+    let simple_selects = "FROM queries WHERE protocol = 'simple' \
+        AND query LIKE 'SELECT abalance FROM pgbench_accounts WHERE aid = %'";
+    assert_eq!(
+        scalar(&format!(
+            "SELECT count(*) || ' ' || count(DISTINCT fingerprint(query)) {simple_selects}"
+        )),
+        "400 1"
+    );
+    let texts: u32 = scalar(&format!("SELECT count(DISTINCT query) {simple_selects}"))
+        .parse()
+        .unwrap();
+    assert!(texts > 390, "{texts} different texts");
+    // Ids follow fingerprints one to one; the per-row protocol as dialect changes nothing here.
+    assert_eq!(
+        scalar(
+            "SELECT count(DISTINCT fingerprint_id(query)) || ' ' || count(DISTINCT fingerprint(query, protocol)) FROM queries"
+        ),
+        "11 11"
+    );
+    assert_eq!(
+        scalar("SELECT fingerprint_id('SELECT abalance FROM pgbench_accounts WHERE aid = 7')"),
+        "762115310259851435"
+    );
+}
+
+#[test]
+fn top_statements_file_has_one_row_per_fingerprint() {
+    let file = format!("{QUERIES}/top_statements.sql");
+    let out = dbflight(&["sql", TRACE, "-f", &file, "--format", "json"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows.len(), 11);
+    let calls: i64 = rows.iter().map(|r| r["calls"].as_i64().unwrap()).sum();
+    assert_eq!(calls, 1106);
+    let errors: Vec<(&str, i64)> = rows
+        .iter()
+        .filter(|r| r["errors"].as_i64().unwrap() > 0)
+        .map(|r| {
+            (
+                r["fingerprint"].as_str().unwrap(),
+                r["errors"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(errors, [("SELECT $1 / $2", 1)]);
+    // The 500 SELECTs take the most time in this sample.
+    assert_eq!(
+        rows[0]["fingerprint"],
+        "SELECT abalance FROM pgbench_accounts WHERE aid = $1"
+    );
+    assert!(
+        rows[0]["example"]
+            .as_str()
+            .unwrap()
+            .starts_with("SELECT abalance FROM pgbench_accounts WHERE aid = ")
+    );
+    let pct: f64 = rows.iter().map(|r| r["pct_time"].as_f64().unwrap()).sum();
+    assert!((pct - 100.0).abs() < 0.6, "{pct}");
+    let mut previous_total = f64::MAX;
+    for r in &rows {
+        let f = |k: &str| r[k].as_f64().unwrap();
+        assert!(
+            f("total_ms") <= previous_total,
+            "ordered by total time: {r}"
+        );
+        previous_total = f("total_ms");
+        assert!(
+            f("p50_ms") <= f("p95_ms") && f("p95_ms") <= f("p99_ms") && f("p99_ms") <= f("max_ms"),
+            "{r}"
+        );
+        assert!(f("mean_ms") <= f("max_ms"), "{r}");
+    }
+}
+
+/// Sums the counts of every bcc-style histogram row (`low -> high : count |...|`).
+fn histogram_rows(text: &str) -> Vec<(u64, u64, u64)> {
+    text.lines()
+        .filter(|l| l.contains(" -> "))
+        .map(|l| {
+            let (range, rest) = l.split_once(" : ").unwrap();
+            let (low, high) = range.split_once(" -> ").unwrap();
+            let count = rest.split_whitespace().next().unwrap();
+            let bar = rest.split('|').nth(1).unwrap();
+            assert_eq!(bar.chars().count(), 40, "{l}");
+            (
+                low.trim().parse().unwrap(),
+                high.trim().parse().unwrap(),
+                count.parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn hist_counts_every_statement_once() {
+    let out = dbflight(&["hist", TRACE]);
+    let rows = histogram_rows(&out);
+    assert!(
+        out.starts_with("     usecs               : count     distribution\n"),
+        "{out}"
+    );
+    assert_eq!(rows[0].0, 0);
+    assert_eq!(rows[0].1, 1);
+    for pair in rows.windows(2) {
+        assert_eq!(pair[1].0, pair[0].1 + 1, "contiguous buckets:\n{out}");
+        assert_eq!(pair[1].1, pair[1].0 * 2 - 1, "power-of-two buckets:\n{out}");
+    }
+    assert_eq!(rows.iter().map(|r| r.2).sum::<u64>(), 1106, "{out}");
+    // The largest bucket has the full bar.
+    assert!(out.contains(&format!("|{}|", "*".repeat(40))), "{out}");
+
+    // The same numbers as the file it is drawn from.
+    let file = format!("{QUERIES}/latency_histogram.sql");
+    let csv = dbflight(&["sql", TRACE, "-f", &file, "--format", "csv"]);
+    let from_sql: Vec<(u64, u64, u64)> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let v: Vec<u64> = l.split(',').map(|c| c.parse().unwrap()).collect();
+            (v[0], v[1], v[2])
+        })
+        .collect();
+    let drawn: Vec<(u64, u64, u64)> = rows.into_iter().filter(|r| r.2 > 0).collect();
+    assert_eq!(drawn, from_sql);
+}
+
+#[test]
+fn hist_by_fingerprint_draws_one_histogram_per_group() {
+    let out = dbflight(&["hist", TRACE, "--by", "fingerprint", "--top", "0"]);
+    let sections: Vec<&str> = out.split("\n\n").collect();
+    let mut got = String::from("fp,n\n");
+    for s in &sections {
+        let (heading, hist) = s.split_once('\n').unwrap();
+        let fp = heading.strip_prefix("fingerprint = ").unwrap();
+        let n: u64 = histogram_rows(hist).iter().map(|r| r.2).sum();
+        if fp.contains(',') {
+            got.push_str(&format!("\"{fp}\",{n}\n"));
+        } else {
+            got.push_str(&format!("{fp},{n}\n"));
+        }
+    }
+    // Most calls first, then by text: the order of the SQL result above.
+    assert_eq!(got, SAMPLE_FINGERPRINTS);
+
+    let top = dbflight(&["hist", TRACE, "--by", "fingerprint"]);
+    assert_eq!(top.matches("fingerprint = ").count(), 10);
+    let top1 = dbflight(&["hist", TRACE, "--by", "fingerprint", "--top", "1"]);
+    assert!(
+        top1.starts_with(
+            "fingerprint = SELECT abalance FROM pgbench_accounts WHERE aid = $1\n     usecs"
+        ),
+        "{top1}"
+    );
+    assert_eq!(histogram_rows(&top1).iter().map(|r| r.2).sum::<u64>(), 500);
+}
+
+#[test]
+fn hist_where_narrows_the_statements() {
+    let count =
+        |args: &[&str]| -> u64 { histogram_rows(&dbflight(args)).iter().map(|r| r.2).sum() };
+    assert_eq!(
+        count(&["hist", TRACE, "--where", "protocol = 'extended'"]),
+        700
+    );
+    assert_eq!(
+        count(&[
+            "hist",
+            TRACE,
+            "--by",
+            "fingerprint",
+            "--top",
+            "0",
+            "--where",
+            "protocol = 'simple' AND database = 'postgres'",
+        ]),
+        405
+    );
+    // Subqueries on other tables work too.
+    assert_eq!(
+        count(&[
+            "hist",
+            TRACE,
+            "--where",
+            "pid IN (SELECT pid FROM processes WHERE role = 'backend') AND fingerprint(query) = 'BEGIN'",
+        ]),
+        100
+    );
+}
+
+#[test]
+fn slow_threshold_zero_lists_all_and_a_huge_one_none() {
+    let csv = dbflight(&["slow", TRACE, "--threshold", "0", "--format", "csv"]);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "ts,pid,duration_ms,query");
+    assert_eq!(lines.len(), 1 + 1106);
+    let ts: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert!(ts.windows(2).all(|w| w[0] <= w[1]), "in start order");
+
+    let text = dbflight(&["slow", TRACE, "--threshold", "0"]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("TIME(UTC)"), "{}", lines[0]);
+    assert!(
+        lines[0].ends_with(" PID             MS QUERY"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(lines.len(), 1 + 1106 + 1);
+    assert_eq!(lines[1106 + 1], "(1106 of 1106 statements took at least 0)");
+
+    let none = dbflight(&["slow", TRACE, "--threshold", "1h"]);
+    assert_eq!(
+        none,
+        format!(
+            "{:<26} {:<7} {:>10} QUERY\n(0 of 1106 statements took at least 1h)\n",
+            "TIME(UTC)", "PID", "MS"
+        )
+    );
+    let json = dbflight(&["slow", TRACE, "-t", "1h", "--format", "json"]);
+    assert_eq!(json, "[]\n");
+}
+
+#[test]
+fn slow_lists_what_took_longer_than_the_threshold() {
+    // One statement of the sample took 1.0996 ms; three took over 300 us.
+    let out = dbflight(&["slow", TRACE, "--threshold", "1ms", "--format", "json"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["duration_ms"], 1.099623);
+    assert!(
+        rows[0]["query"]
+            .as_str()
+            .unwrap()
+            .starts_with("UPDATE pgbench_tellers")
+    );
+    for t in ["300us", "0.3ms", "300000ns"] {
+        let text = dbflight(&["slow", TRACE, "--threshold", t]);
+        assert!(
+            text.ends_with(&format!("(3 of 1106 statements took at least {t})\n")),
+            "{text}"
+        );
+        for line in text.lines().skip(1).take(3) {
+            let ms: f64 = line.split_whitespace().nth(3).unwrap().parse().unwrap();
+            assert!(ms >= 0.3, "{line}");
+        }
+    }
+    assert_eq!(
+        sql_csv("SELECT count(*) FROM queries WHERE duration_ns >= 300000"),
+        "count(*)\n3\n"
+    );
+    let err = dbflight(&["slow", TRACE, "-t", "0", "--where", "status = 'error'"]);
+    assert!(err.contains(" SELECT 1/0\n"), "{err}");
+    assert!(
+        err.ends_with(
+            "(1 statement matching --where took at least 0; 1106 statements in the trace)\n"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn slow_text_fits_the_line_unless_full() {
+    let run = |args: &[&str]| {
+        let out = Command::cargo_bin("dbflight")
+            .unwrap()
+            .args(args)
+            .env("COLUMNS", "80")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let cut = run(&["slow", TRACE, "-t", "0"]);
+    let widths: Vec<usize> = cut.lines().map(|l| l.chars().count()).collect();
+    assert!(widths.iter().all(|&w| w <= 80), "{cut}");
+    assert!(cut.contains("...\n"), "long texts end in ...");
+    let full = run(&["slow", TRACE, "-t", "0", "--full"]);
+    assert!(full.lines().any(|l| l.chars().count() > 80));
+    assert!(full.contains(" INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES\n"));
+}

@@ -15,7 +15,7 @@ use datafusion::sql::parser::{DFParser, Statement};
 use futures::StreamExt;
 
 use crate::cli::{Format, SqlArgs};
-use crate::commands::open_trace;
+use crate::commands::{open_trace, runtime};
 use crate::output::{Printer, Sink};
 use crate::session::session_for;
 
@@ -27,10 +27,7 @@ pub fn run(args: &SqlArgs) -> Result<()> {
     let sql = read_sql(args)?;
     let statements = parse(&sql)?;
     let ctx = session_for(&trace)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the query runtime")?;
+    let runtime = runtime()?;
     let mut sink = Sink::new(args.output.as_deref());
     let result = runtime.block_on(run_statements(&ctx, statements, args.format, &mut sink));
     // Results of the statements before a failing one are still delivered.
