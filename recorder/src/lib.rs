@@ -11,6 +11,7 @@
 pub mod cli;
 pub mod elf;
 pub mod events;
+pub mod pg_layout;
 pub mod pg_title;
 pub mod processes;
 pub mod procfs;
