@@ -6,6 +6,8 @@
 
 mod fingerprint;
 mod fingerprint_id;
+mod lock_modes_conflict;
+mod lock_object;
 mod log2_bucket;
 
 use arrow::array::{Array, ArrayRef, AsArray, StringArray};
@@ -17,6 +19,8 @@ use dbflight_format::redact::Dialect;
 
 pub use fingerprint::Fingerprint;
 pub use fingerprint_id::FingerprintId;
+pub use lock_modes_conflict::LockModesConflict;
+pub use lock_object::LockObject;
 pub use log2_bucket::Log2Bucket;
 
 /// Where `SHOW FUNCTIONS` and generated docs file these functions.
@@ -32,6 +36,8 @@ pub fn register(ctx: &SessionContext, dialect: Dialect) {
     ctx.register_udf(ScalarUDF::from(Fingerprint::new(dialect)));
     ctx.register_udf(ScalarUDF::from(FingerprintId::new(dialect)));
     ctx.register_udf(ScalarUDF::from(Log2Bucket::new()));
+    ctx.register_udf(ScalarUDF::from(LockModesConflict::new()));
+    ctx.register_udf(ScalarUDF::from(LockObject::new()));
 }
 
 /// The dialect of a traced server, from the manifest's target kind.
