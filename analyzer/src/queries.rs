@@ -3,14 +3,11 @@
 //! with `dbflight sql TRACE -f queries/NAME.sql`. Every file reads the
 //! tables of a trace and dbflight's functions only, and returns one result.
 
+/// Recording time, servers, sessions, statements, errors, lock waits, and
+/// events written and dropped per table, as (item, value) rows.
+pub const OVERVIEW: &str = include_str!("../../queries/overview.sql");
+
 /// Per fingerprint: calls, errors, total/mean/p50/p95/p99/max time, an example.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "a section of `dbflight report`, which is not written yet"
-    )
-)]
 pub const TOP_STATEMENTS: &str = include_str!("../../queries/top_statements.sql");
 
 /// Statements per power-of-two bucket of microseconds: `dbflight hist`.
@@ -21,14 +18,45 @@ pub const LATENCY_HISTOGRAM_BY_FINGERPRINT: &str =
     include_str!("../../queries/latency_histogram_by_fingerprint.sql");
 
 /// The 20 slowest statements.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "a section of `dbflight report`, which is not written yet"
-    )
-)]
 pub const SLOWEST: &str = include_str!("../../queries/slowest.sql");
+
+/// Every lock wait with the sessions that blocked it: the report's section
+/// and the edges of `dbflight locks`.
+pub const LOCK_WAITS: &str = include_str!("../../queries/lock_waits.sql");
+
+/// Every deadlock reported, what its session waited for and who held it.
+pub const DEADLOCKS: &str = include_str!("../../queries/deadlocks.sql");
+
+/// Network bytes received and sent per fingerprint.
+pub const BYTES_PER_STATEMENT: &str = include_str!("../../queries/bytes_per_statement.sql");
+
+/// On-CPU and off-CPU time per fingerprint.
+pub const CPU_PER_STATEMENT: &str = include_str!("../../queries/cpu_per_statement.sql");
+
+/// The plan trees of the top fingerprints.
+pub const PLAN_SHAPES: &str = include_str!("../../queries/plan_shapes.sql");
+
+/// Events of every table in time order: `dbflight timeline`.
+pub const TIMELINE: &str = include_str!("../../queries/timeline.sql");
+
+/// Every embedded file by its name in `queries/`.
+#[cfg(test)]
+pub const ALL: [(&str, &str); 11] = [
+    ("overview", OVERVIEW),
+    ("top_statements", TOP_STATEMENTS),
+    ("latency_histogram", LATENCY_HISTOGRAM),
+    (
+        "latency_histogram_by_fingerprint",
+        LATENCY_HISTOGRAM_BY_FINGERPRINT,
+    ),
+    ("slowest", SLOWEST),
+    ("lock_waits", LOCK_WAITS),
+    ("deadlocks", DEADLOCKS),
+    ("bytes_per_statement", BYTES_PER_STATEMENT),
+    ("cpu_per_statement", CPU_PER_STATEMENT),
+    ("plan_shapes", PLAN_SHAPES),
+    ("timeline", TIMELINE),
+];
 
 #[cfg(test)]
 mod tests {
@@ -38,16 +66,7 @@ mod tests {
     /// Every file is one statement that parses, and says how to run it by hand.
     #[test]
     fn each_file_is_one_statement_with_instructions() {
-        let files = [
-            ("top_statements", TOP_STATEMENTS),
-            ("latency_histogram", LATENCY_HISTOGRAM),
-            (
-                "latency_histogram_by_fingerprint",
-                LATENCY_HISTOGRAM_BY_FINGERPRINT,
-            ),
-            ("slowest", SLOWEST),
-        ];
-        for (name, sql) in files {
+        for (name, sql) in ALL {
             assert_eq!(parse(sql).unwrap().len(), 1, "{name}");
             assert!(sql.starts_with("-- "), "{name} opens with a comment");
             assert!(
@@ -55,5 +74,22 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    /// Every file of `queries/` is embedded.
+    #[test]
+    fn every_file_is_embedded() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../queries");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.unwrap().file_name().to_string_lossy().into_owned();
+                name.strip_suffix(".sql").map(str::to_string)
+            })
+            .collect();
+        on_disk.sort();
+        let mut embedded: Vec<&str> = ALL.iter().map(|(n, _)| *n).collect();
+        embedded.sort();
+        assert_eq!(on_disk, embedded);
     }
 }

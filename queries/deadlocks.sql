@@ -1,0 +1,62 @@
+-- Deadlocks: each deadlock PostgreSQL's deadlock check found (locks rows
+-- with event = 'deadlock', written by the session that ran the check and
+-- was cancelled to break it), what that session was waiting for and which
+-- sessions held it. `dbflight locks TRACE` draws the whole cycle.
+--
+--   dbflight sql TRACE -f queries/deadlocks.sql
+WITH lock_rows AS (
+    SELECT
+        ts,
+        CAST(ts AS BIGINT) AS t,
+        pid,
+        query_seq,
+        CAST(event AS VARCHAR) AS event,
+        CAST(mode AS VARCHAR) AS mode,
+        lock_object(lock_type, database_oid, relation_oid, field3, field4) AS object,
+        CAST(result AS VARCHAR) AS result
+    FROM locks
+),
+found AS (
+    SELECT d.ts, d.t, d.pid, d.query_seq, max(w.t) AS wait_t
+    FROM lock_rows d
+    LEFT JOIN lock_rows w ON w.pid = d.pid AND w.event = 'wait_start' AND w.t <= d.t
+    WHERE d.event = 'deadlock'
+    GROUP BY d.ts, d.t, d.pid, d.query_seq
+),
+waiting AS (
+    SELECT f.ts, f.t, f.pid, coalesce(f.query_seq, w.query_seq) AS query_seq,
+           w.object, w.mode
+    FROM found f
+    LEFT JOIN lock_rows w ON w.pid = f.pid AND w.t = f.wait_t AND w.event = 'wait_start'
+),
+holds AS (
+    SELECT a.pid, a.mode, a.object, a.t AS acquired_t, min(r.t) AS released_t
+    FROM lock_rows a
+    LEFT JOIN lock_rows r
+        ON r.pid = a.pid AND r.t >= a.t
+       AND (r.event = 'release_all' OR (r.event = 'release' AND r.object = a.object AND r.mode = a.mode))
+    WHERE a.event = 'acquire' AND a.result IS DISTINCT FROM 'not_available'
+    GROUP BY a.pid, a.mode, a.object, a.t
+),
+holders AS (
+    SELECT w.t, w.pid,
+           string_agg(DISTINCT CAST(h.pid AS VARCHAR), ', ') AS held_by
+    FROM waiting w
+    JOIN holds h
+        ON h.object = w.object AND h.pid <> w.pid AND h.acquired_t <= w.t
+       AND (h.released_t IS NULL OR h.released_t > w.t)
+       AND lock_modes_conflict(h.mode, w.mode)
+    GROUP BY w.t, w.pid
+)
+SELECT
+    w.ts,
+    w.pid,
+    CAST(q."user" AS VARCHAR) AS "user",
+    w.object AS waiting_for,
+    w.mode AS wanted_mode,
+    h.held_by,
+    q.query
+FROM waiting w
+LEFT JOIN holders h ON h.t = w.t AND h.pid = w.pid
+LEFT JOIN queries q ON q.pid = w.pid AND q.query_seq = w.query_seq
+ORDER BY w.ts, w.pid;
