@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "dbflight",
     version,
-    about = "Analyze dbflight traces: what a recording holds, SQL over it, latency histograms, slow statements",
+    about = "Analyze dbflight traces: what a recording holds, SQL over it, reports, latency histograms, slow statements, lock graphs, timelines",
     long_about = "Analyze dbflight traces.\n\n\
         A trace is the directory written by `dbflight-record -o TRACE`: a manifest.json \
         and one Parquet file per table per segment. It can be copied to any machine and \
@@ -18,7 +18,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
         dbflight info ./incident-trace\n  \
         dbflight sql ./incident-trace \"SELECT status, count(*) FROM queries GROUP BY status\"\n  \
         dbflight hist ./incident-trace --by fingerprint\n  \
-        dbflight slow ./incident-trace --threshold 10ms"
+        dbflight slow ./incident-trace --threshold 10ms\n  \
+        dbflight report ./incident-trace --format html -o report.html\n  \
+        dbflight locks ./incident-trace --dot | dot -Tsvg > locks.svg\n  \
+        dbflight timeline ./incident-trace --pid 4242 --from +1.5s --to +2s"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -99,6 +102,182 @@ pub enum Command {
             dbflight slow ./trace --threshold 0 --format csv -o all.csv"
     )]
     Slow(SlowArgs),
+
+    /// Write a report: overview, top and slowest statements, latency, locks, bytes, CPU, plans.
+    #[command(
+        long_about = concat!(
+            "Write a report of a trace, one section per file of queries/ (each runnable by ",
+            "hand with `dbflight sql TRACE -f queries/NAME.sql`):\n\n",
+            "  overview             time range, servers, sessions, statements, errors, drops\n",
+            "  top_statements       per fingerprint: calls, total, mean, p50/p95/p99\n",
+            "  slowest              the 20 slowest statements\n",
+            "  latency_histogram    statements per power-of-two bucket of microseconds\n",
+            "  lock_waits           who waited on whom, for what, how long\n",
+            "  deadlocks            deadlocks PostgreSQL reported, and who held what\n",
+            "  bytes_per_statement  network bytes received and sent per fingerprint\n",
+            "  cpu_per_statement    on-CPU vs off-CPU time per fingerprint\n",
+            "  plan_shapes          plan trees of the top statements\n\n",
+            "A section without data says so in one line. Text and Markdown cut long ",
+            "statements to keep tables readable. HTML is one self-contained file (no network ",
+            "needed to view it) with SVG charts of the latency histogram, the top statements ",
+            "and on/off-CPU time, and the lock wait-for graph of `dbflight locks` (rendered ",
+            "when Graphviz's `dot` is on PATH, as DOT text otherwise)."
+        ),
+        after_help = "Examples:\n  \
+            dbflight report ./trace\n  \
+            dbflight report ./trace --format markdown -o report.md\n  \
+            dbflight report ./trace --format html -o report.html"
+    )]
+    Report(ReportArgs),
+
+    /// Show the lock wait-for graph: who waited for whom, on what, for how long; deadlocks marked.
+    #[command(
+        long_about = concat!(
+            "Show the lock wait-for graph of a trace, built from its lock transitions (the ",
+            "rows of queries/lock_waits.sql and queries/deadlocks.sql).\n\n",
+            "Nodes are sessions (pid, user, statement) and locked objects (relation 16384 ",
+            "(db 5), transactionid 742, ...). A session points at the object it waited for, ",
+            "with the mode it wanted, how many waits and their total time; the object points ",
+            "at the sessions that held it in a conflicting mode. Deadlocks are marked: cycles ",
+            "of sessions waiting for each other at the same time, and the deadlocks ",
+            "PostgreSQL itself reported.\n\n",
+            "Without --dot, a text listing; with --dot, Graphviz DOT for `dot -Tsvg`."
+        ),
+        after_help = "Examples:\n  \
+            dbflight locks ./trace\n  \
+            dbflight locks ./trace --dot -o locks.dot && dot -Tsvg locks.dot > locks.svg\n  \
+            dbflight locks ./trace --dot | dot -Tpng > locks.png"
+    )]
+    Locks(LocksArgs),
+
+    /// Print the events of all tables merged in time order, one line each (like perf script).
+    #[command(
+        long_about = concat!(
+            "Print the events of every table of a trace merged in time order, one line each, ",
+            "the way `perf script` prints samples: time (UTC), offset from the start of the ",
+            "recording, pid, tid, the table it comes from, and a short description: the ",
+            "statement, plan node type, lock event with mode and object, network direction ",
+            "and bytes, time off CPU and state, process fork and exit.\n\n",
+            "--pid keeps one or more processes; --from and --to keep a time range, given as ",
+            "RFC 3339 times (2025-11-22T02:29:01.5Z) or as offsets from the start of the ",
+            "recording (+1.5s, +200ms). The SQL behind it is queries/timeline.sql."
+        ),
+        after_help = "Examples:\n  \
+            dbflight timeline ./trace\n  \
+            dbflight timeline ./trace --pid 4242\n  \
+            dbflight timeline ./trace --from +1.5s --to +2s\n  \
+            dbflight timeline ./trace --from 2025-11-22T02:29:01Z --pid 4242 --pid 4243"
+    )]
+    Timeline(TimelineArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Trace directory, as written by `dbflight-record -o TRACE`.
+    #[arg(value_name = "TRACE")]
+    pub trace: PathBuf,
+
+    /// Output format: plain text for a terminal, Markdown for a bug report or
+    /// wiki, or one self-contained HTML file with charts.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text, value_name = "FORMAT")]
+    pub format: ReportFormat,
+
+    /// Write the report to FILE instead of stdout, created mode 0600: it holds
+    /// query text (e.g. `-o report.html`).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// How `dbflight report` is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// Headings and aligned tables, for a terminal.
+    Text,
+    /// GitHub-flavoured Markdown tables.
+    Markdown,
+    /// One HTML file with inline SVG charts; needs no network to view.
+    Html,
+}
+
+#[derive(Debug, Args)]
+pub struct LocksArgs {
+    /// Trace directory, as written by `dbflight-record -o TRACE`.
+    #[arg(value_name = "TRACE")]
+    pub trace: PathBuf,
+
+    /// Write Graphviz DOT (render with `dot -Tsvg`) instead of the text listing.
+    #[arg(long)]
+    pub dot: bool,
+
+    /// Write to FILE instead of stdout, created mode 0600 (e.g. `-o locks.dot`).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TimelineArgs {
+    /// Trace directory, as written by `dbflight-record -o TRACE`.
+    #[arg(value_name = "TRACE")]
+    pub trace: PathBuf,
+
+    /// Only the events of this process (repeat for several).
+    #[arg(long, value_name = "N")]
+    pub pid: Vec<i32>,
+
+    /// Only events at or after T: an RFC 3339 time (2025-11-22T02:29:01.5Z) or
+    /// an offset from the start of the recording (+1.5s, +200ms).
+    #[arg(long, value_parser = parse_time_point, value_name = "T")]
+    pub from: Option<TimePoint>,
+
+    /// Only events before T (same forms as --from).
+    #[arg(long, value_parser = parse_time_point, value_name = "T")]
+    pub to: Option<TimePoint>,
+
+    /// Print each description whole, even on a terminal narrower than it.
+    #[arg(long)]
+    pub full: bool,
+
+    /// Write to FILE instead of stdout, created mode 0600: it holds query text.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// A point in time of `--from`/`--to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimePoint {
+    /// Nanoseconds since the epoch (UTC).
+    At(i64),
+    /// Nanoseconds after the start of the recording.
+    Offset(i64),
+}
+
+impl TimePoint {
+    /// Nanoseconds since the epoch, for a recording that started at `start_ns`.
+    pub fn resolve(self, start_ns: i64) -> i64 {
+        match self {
+            TimePoint::At(ns) => ns,
+            TimePoint::Offset(ns) => start_ns.saturating_add(ns),
+        }
+    }
+}
+
+/// Parses `+1.5s`, `+200ms` (offsets) and RFC 3339 times (`2025-11-22T02:29:01.5Z`;
+/// without a zone, UTC).
+pub fn parse_time_point(s: &str) -> Result<TimePoint, String> {
+    let text = s.trim();
+    if let Some(offset) = text.strip_prefix('+') {
+        return parse_threshold(offset)
+            .map(|t| TimePoint::Offset(t.ns))
+            .map_err(|e| format!("{e} (an offset from the start looks like +1.5s or +200ms)"));
+    }
+    arrow::compute::kernels::cast_utils::string_to_timestamp_nanos(text)
+        .map(TimePoint::At)
+        .map_err(|_| {
+            format!(
+                "{text:?} is neither an RFC 3339 time (2025-11-22T02:29:01.5Z) nor an offset \
+                 from the start of the recording (+1.5s)"
+            )
+        })
 }
 
 #[derive(Debug, Args)]
@@ -360,6 +539,57 @@ mod tests {
 
         let err = Cli::try_parse_from(["dbflight", "slow", "t", "--threshold", "10"]).unwrap_err();
         assert!(err.to_string().contains("no unit"), "{err}");
+    }
+
+    #[test]
+    fn time_points() {
+        assert_eq!(
+            parse_time_point("+1.5s"),
+            Ok(TimePoint::Offset(1_500_000_000))
+        );
+        assert_eq!(parse_time_point("+0"), Ok(TimePoint::Offset(0)));
+        assert_eq!(
+            parse_time_point("2025-11-22T02:29:00Z"),
+            Ok(TimePoint::At(1_763_778_540_000_000_000))
+        );
+        assert_eq!(
+            parse_time_point("2025-11-22T04:29:00.5+02:00"),
+            Ok(TimePoint::At(1_763_778_540_500_000_000))
+        );
+        assert_eq!(
+            parse_time_point("2025-11-22 02:29:00"),
+            Ok(TimePoint::At(1_763_778_540_000_000_000))
+        );
+        let err = parse_time_point("+10").unwrap_err();
+        assert!(err.contains("no unit") && err.contains("+1.5s"), "{err}");
+        let err = parse_time_point("yesterday").unwrap_err();
+        assert!(err.contains("RFC 3339"), "{err}");
+        assert_eq!(TimePoint::Offset(5).resolve(10), 15);
+        assert_eq!(TimePoint::At(5).resolve(10), 5);
+    }
+
+    #[test]
+    fn report_locks_timeline_defaults() {
+        let cli = Cli::try_parse_from(["dbflight", "report", "t"]).unwrap();
+        let Command::Report(args) = cli.command else {
+            panic!("expected report");
+        };
+        assert_eq!(args.format, ReportFormat::Text);
+        let cli = Cli::try_parse_from(["dbflight", "locks", "t", "--dot"]).unwrap();
+        let Command::Locks(args) = cli.command else {
+            panic!("expected locks");
+        };
+        assert!(args.dot);
+        let cli = Cli::try_parse_from([
+            "dbflight", "timeline", "t", "--pid", "1", "--pid", "2", "--from", "+1s",
+        ])
+        .unwrap();
+        let Command::Timeline(args) = cli.command else {
+            panic!("expected timeline");
+        };
+        assert_eq!(args.pid, [1, 2]);
+        assert_eq!(args.from, Some(TimePoint::Offset(1_000_000_000)));
+        assert_eq!(args.to, None);
     }
 
     #[test]

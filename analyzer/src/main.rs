@@ -5,10 +5,14 @@
 //! exits 1, and a closed stdout (`dbflight sql ... | head`) exits 0 quietly.
 
 mod cli;
+mod columns;
 mod commands;
 mod histogram;
+mod lockgraph;
 mod output;
+mod progress;
 mod queries;
+mod report;
 mod session;
 mod udf;
 
@@ -36,5 +40,8 @@ fn run() -> anyhow::Result<()> {
         Command::Sql(args) => commands::sql::run(&args),
         Command::Hist(args) => commands::hist::run(&args),
         Command::Slow(args) => commands::slow::run(&args),
+        Command::Report(args) => commands::report::run(&args),
+        Command::Locks(args) => commands::locks::run(&args),
+        Command::Timeline(args) => commands::timeline::run(&args),
     }
 }

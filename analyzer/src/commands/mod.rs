@@ -3,8 +3,11 @@
 
 pub mod hist;
 pub mod info;
+pub mod locks;
+pub mod report;
 pub mod slow;
 pub mod sql;
+pub mod timeline;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -136,13 +136,13 @@ fn write_lines(out: &mut impl Write, batch: &RecordBatch, width: Option<usize>) 
 }
 
 /// The text with every run of whitespace (newlines too) as one space.
-fn one_line(text: &str) -> String {
+pub fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// At most `max` characters (never fewer than 20, so a narrow terminal
 /// still shows the statement's start), ending in `...` when cut.
-fn cut(text: &str, max: usize) -> String {
+pub fn cut(text: &str, max: usize) -> String {
     let max = max.max(20);
     if text.chars().count() <= max {
         return text.to_string();
@@ -153,7 +153,7 @@ fn cut(text: &str, max: usize) -> String {
 
 /// The width to cut lines to: the terminal's when stdout is one, else
 /// `$COLUMNS` when set (as `ps` does), else none.
-fn line_width() -> Option<usize> {
+pub fn line_width() -> Option<usize> {
     if std::io::stdout().is_terminal() {
         // comfy-table reads the terminal size already (crossterm).
         return comfy_table::Table::new().width().map(usize::from);
