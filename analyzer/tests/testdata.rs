@@ -472,3 +472,64 @@ fn slow_text_fits_the_line_unless_full() {
     assert!(full.lines().any(|l| l.chars().count() > 80));
     assert!(full.contains(" INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES\n"));
 }
+
+#[test]
+fn report_on_the_sample() {
+    let text = dbflight(&["report", TRACE]);
+    assert!(
+        text.contains("| statements        | 1106 (11 fingerprints), "),
+        "{text}"
+    );
+    assert!(text.contains("| errors            | 1 "), "{text}");
+    assert!(
+        text.contains("| servers           | 1 (pid 11974) "),
+        "{text}"
+    );
+    // The top fingerprint by total time is the 500 SELECTs.
+    let top = text
+        .split("Top statements by total time (queries/top_statements.sql)\n")
+        .nth(1)
+        .unwrap();
+    let first_row = top.lines().nth(4).unwrap();
+    let cells: Vec<&str> = first_row.split('|').map(str::trim).collect();
+    assert_eq!(
+        cells[1..3],
+        [
+            "SELECT abalance FROM pgbench_accounts WHERE aid = $1",
+            "500"
+        ],
+        "{first_row}"
+    );
+    // Recorded with --events queries only: the other sections say why they are empty.
+    for line in [
+        "No lock waits in this trace.",
+        "No deadlocks in this trace.",
+        "No network bytes tied to statements in this trace",
+        "No scheduler events in this trace",
+        "No plan nodes in this trace",
+    ] {
+        assert!(text.contains(&format!("\n{line}")), "{line}:\n{text}");
+    }
+    let hist: u64 = histogram_rows(&text).iter().map(|r| r.2).sum();
+    assert_eq!(hist, 1106);
+
+    let md = dbflight(&["report", TRACE, "--format", "markdown"]);
+    assert!(md.contains("\n## Top statements by total time\n"), "{md}");
+    assert!(
+        md.contains("| SELECT abalance FROM pgbench_accounts WHERE aid = $1 | 500 |"),
+        "{md}"
+    );
+
+    let html = dbflight(&["report", TRACE, "--format", "html"]);
+    // The latency histogram and top statements charts; no CPU data, no lock graph.
+    assert_eq!(
+        html.matches("<div class=\"chart\"><svg").count(),
+        2,
+        "{html}"
+    );
+    assert!(
+        html.contains("\n#1 SELECT abalance FROM pgbench_accounts"),
+        "{html}"
+    );
+    assert!(html.contains("<p class=\"empty\">No lock waits in this trace.</p>"));
+}

@@ -86,9 +86,12 @@ pub fn latency_histogram(grid: &Grid) -> Result<String> {
         chart
             .configure_mesh()
             .disable_x_mesh()
+            .light_line_style(WHITE)
             .x_labels(n)
             .x_label_formatter(&label)
-            .y_label_formatter(&|v| format!("{v:.0}"))
+            // Whole numbers of statements: one tick per count when there are few.
+            .y_labels(((max * 1.1).ceil() as usize + 1).clamp(2, 11))
+            .y_label_formatter(&|v| trim(*v))
             .x_desc("latency (bucket from)")
             .y_desc("statements")
             .draw()
@@ -139,10 +142,13 @@ fn horizontal_bars(
             .y_label_area_size(330)
             .build_cartesian_2d(0f64..max * 1.05, (0..n).into_segmented())
             .map_err(plot_err)?;
-        let label = |v: &SegmentValue<usize>| category(labels, v);
+        // Category 0 is drawn at the bottom: the first row goes in the last one.
+        let top_down: Vec<String> = labels.iter().rev().cloned().collect();
+        let label = |v: &SegmentValue<usize>| category(&top_down, v);
         chart
             .configure_mesh()
             .disable_y_mesh()
+            .light_line_style(WHITE)
             .y_labels(n)
             .y_label_formatter(&label)
             .x_desc(x_desc)
@@ -162,11 +168,11 @@ fn horizontal_bars(
                         .margin(4)
                         .baseline_func(move |v: &SegmentValue<usize>| match v {
                             SegmentValue::Exact(i) | SegmentValue::CenterOf(i) => {
-                                start.get(*i).copied().unwrap_or(0.0)
+                                start.get(n - 1 - *i).copied().unwrap_or(0.0)
                             }
                             SegmentValue::Last => 0.0,
                         })
-                        .data(ends.iter().enumerate().map(|(i, v)| (i, *v))),
+                        .data(ends.iter().enumerate().map(|(i, v)| (n - 1 - i, *v))),
                 )
                 .map_err(plot_err)?;
             if series.len() > 1 {
