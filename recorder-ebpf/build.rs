@@ -13,6 +13,11 @@ const INCLUDED: &[&str] = &[
     "bpf/usdt_args.bpf.h",
     "bpf/process.bpf.h",
     "bpf/statements.bpf.h",
+    "bpf/plans.bpf.h",
+    "bpf/locks.bpf.h",
+    "bpf/lwlocks.bpf.h",
+    "bpf/net.bpf.h",
+    "bpf/sched.bpf.h",
     "bpf/include/events.h",
     "bpf/include/vmlinux.h",
 ];

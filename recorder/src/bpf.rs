@@ -4,20 +4,28 @@ use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
-use aya::programs::{BtfTracePoint, RawTracePoint, UProbe};
+use aya::programs::{
+    BtfTracePoint, FEntry, FExit, KProbe, Program, RawTracePoint, TracePoint, UProbe,
+};
 use aya::{Btf, Ebpf, EbpfLoader};
 use dbflight_format::manifest::ProbeInfo;
 
-use crate::events::{DROP_KINDS, MAX_PROBE_SPECS};
-use crate::statement_probes::StatementPlan;
+use crate::events::{DROP_KINDS, MAX_PROBE_SPECS, PlanLayout};
+use crate::probe_plan::ProbePlan;
 use crate::uprobe::{self, UprobeLink, UprobePmu};
 
 /// The loaded object and everything attached from it. Dropping it detaches
 /// every probe (links first, then programs and maps).
 pub struct Recorder {
     links: Vec<UprobeLink>,
+    /// Next free slot of the `probe_specs` map (the attach cookie).
+    next_spec: u32,
     ebpf: Ebpf,
 }
+
+/// A way in for a kernel-side event kind: its name for the manifest and
+/// how to attach it.
+type KernelStrategy = (&'static str, fn(&mut Recorder) -> Result<()>);
 
 impl Recorder {
     pub fn load(max_query_len: u32) -> Result<Self> {
@@ -27,6 +35,7 @@ impl Recorder {
             .context("cannot load dbflight's BPF programs into the kernel (needs CAP_BPF and a kernel with BTF, 5.15 or newer)")?;
         Ok(Recorder {
             links: Vec::new(),
+            next_spec: 0,
             ebpf,
         })
     }
@@ -34,66 +43,230 @@ impl Recorder {
     /// Follows forks and exits of traced processes: `tp_btf` first, then
     /// `raw_tp` (or only `only`). Returns the strategy that took for the manifest.
     pub fn follow_processes(&mut self, only: Option<&str>) -> Result<ProbeInfo> {
-        const FOLLOW_STRATEGIES: [&str; 2] = ["tp_btf", "raw_tp"];
+        self.first_kernel_strategy(
+            "processes",
+            "sched_process_fork, sched_process_exit",
+            &[
+                ("tp_btf", Self::attach_tp_btf),
+                ("raw_tp", Self::attach_raw_tp),
+            ],
+            only,
+        )
+    }
+
+    /// Off-CPU time of traced threads from sched_switch: `tp_btf`, then `raw_tp`.
+    pub fn attach_sched(&mut self, only: Option<&str>) -> Result<ProbeInfo> {
+        self.first_kernel_strategy(
+            "sched",
+            "sched_switch",
+            &[
+                ("tp_btf", |r| {
+                    r.attach_btf_programs(&[("dbf_sched_btf", "sched_switch")])
+                }),
+                ("raw_tp", |r| {
+                    r.attach_raw_programs(&[("dbf_sched_raw", "sched_switch")])
+                }),
+            ],
+            only,
+        )
+    }
+
+    /// Socket bytes of traced processes: `tp_btf` sock_send_length and
+    /// sock_recv_length, then fexit/fentry and kprobes on tcp_sendmsg and
+    /// tcp_cleanup_rbuf (TCP only), then the send/receive syscalls.
+    pub fn attach_net(&mut self, only: Option<&str>) -> Result<ProbeInfo> {
+        let info = self.first_kernel_strategy(
+            "net",
+            "",
+            &[
+                ("tp_btf", |r| {
+                    r.attach_btf_programs(&[
+                        ("dbf_net_send_btf", "sock_send_length"),
+                        ("dbf_net_recv_btf", "sock_recv_length"),
+                    ])
+                }),
+                ("fexit", Self::attach_net_fexit),
+                ("kprobe", Self::attach_net_kprobe),
+                ("syscalls", Self::attach_net_syscalls),
+            ],
+            only,
+        )?;
+        let detail = match info.strategy.as_str() {
+            "tp_btf" => "sock_send_length, sock_recv_length (every socket family)",
+            "fexit" => "fexit tcp_sendmsg, fentry tcp_cleanup_rbuf (TCP only)",
+            "kprobe" => "kprobe tcp_sendmsg, tcp_cleanup_rbuf (TCP only)",
+            _ => "syscalls sendto, recvfrom, sendmsg, recvmsg",
+        };
+        Ok(ProbeInfo {
+            detail: detail.into(),
+            ..info
+        })
+    }
+
+    /// Tries `strategies` in order (or only the forced one); a strategy
+    /// that fails is unloaded before the next is tried, so none is left
+    /// half attached.
+    fn first_kernel_strategy(
+        &mut self,
+        kind: &str,
+        detail: &str,
+        strategies: &[KernelStrategy],
+        only: Option<&str>,
+    ) -> Result<ProbeInfo> {
         if let Some(o) = only
-            && !FOLLOW_STRATEGIES.contains(&o)
+            && !strategies.iter().any(|(n, _)| *n == o)
         {
+            let names: Vec<&str> = strategies.iter().map(|(n, _)| *n).collect();
             return Err(anyhow!(
-                "unknown strategy {o:?} for processes; choose one of {}",
-                FOLLOW_STRATEGIES.join(", ")
+                "unknown strategy {o:?} for {kind}; choose one of {}",
+                names.join(", ")
             ));
         }
         let mut refused = Vec::new();
-        for strategy in FOLLOW_STRATEGIES
-            .into_iter()
-            .filter(|s| only.is_none_or(|o| o == *s))
+        for (name, attach) in strategies
+            .iter()
+            .filter(|(n, _)| only.is_none_or(|o| o == *n))
         {
-            let attempt = if strategy == "tp_btf" {
-                self.attach_tp_btf()
-            } else {
-                self.attach_raw_tp()
-            };
-            match attempt {
+            match attach(self) {
                 Ok(()) => {
-                    let detail = "sched_process_fork, sched_process_exit".into();
                     return Ok(ProbeInfo {
-                        strategy: strategy.into(),
-                        detail,
+                        strategy: (*name).into(),
+                        detail: detail.into(),
                         refused,
                     });
                 }
-                Err(e) => refused.push(format!("{strategy}: {e:#}")),
+                Err(e) => refused.push(format!("{name}: {e:#}")),
             }
         }
         Err(anyhow!(
-            "cannot follow the server's forks; every strategy was refused:\n  {}",
+            "cannot record {kind}; every strategy was refused:\n  {}",
             refused.join("\n  ")
         ))
     }
 
+    /// Unloads programs (detaching their links) after a failed strategy.
+    fn unload_programs(&mut self, names: &[&str]) {
+        for name in names {
+            let Some(p) = self.ebpf.program_mut(name) else {
+                continue;
+            };
+            let _ = match p {
+                Program::BtfTracePoint(p) => p.unload(),
+                Program::RawTracePoint(p) => p.unload(),
+                Program::TracePoint(p) => p.unload(),
+                Program::KProbe(p) => p.unload(),
+                Program::FExit(p) => p.unload(),
+                Program::FEntry(p) => p.unload(),
+                _ => Ok(()),
+            };
+        }
+    }
+
+    fn attach_btf_programs(&mut self, progs: &[(&str, &str)]) -> Result<()> {
+        let result = (|| -> Result<()> {
+            let btf = Btf::from_sys_fs().context("no kernel BTF at /sys/kernel/btf/vmlinux")?;
+            for (prog, tp) in progs {
+                let p: &mut BtfTracePoint = self.program(prog)?.try_into()?;
+                p.load(tp, &btf).with_context(|| format!("load {prog}"))?;
+                p.attach().with_context(|| format!("attach {prog}"))?;
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            self.unload_programs(&progs.iter().map(|p| p.0).collect::<Vec<_>>());
+        }
+        result
+    }
+
+    fn attach_raw_programs(&mut self, progs: &[(&str, &str)]) -> Result<()> {
+        let result = (|| -> Result<()> {
+            for (prog, tp) in progs {
+                let p: &mut RawTracePoint = self.program(prog)?.try_into()?;
+                p.load().with_context(|| format!("load {prog}"))?;
+                p.attach(tp).with_context(|| format!("attach {prog}"))?;
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            self.unload_programs(&progs.iter().map(|p| p.0).collect::<Vec<_>>());
+        }
+        result
+    }
+
+    fn attach_net_fexit(&mut self) -> Result<()> {
+        let result = (|| -> Result<()> {
+            let btf = Btf::from_sys_fs().context("no kernel BTF at /sys/kernel/btf/vmlinux")?;
+            let p: &mut FExit = self.program("dbf_net_send_fexit")?.try_into()?;
+            p.load("tcp_sendmsg", &btf)
+                .context("load fexit tcp_sendmsg")?;
+            p.attach().context("attach fexit tcp_sendmsg")?;
+            let p: &mut FEntry = self.program("dbf_net_recv_fentry")?.try_into()?;
+            p.load("tcp_cleanup_rbuf", &btf)
+                .context("load fentry tcp_cleanup_rbuf")?;
+            p.attach().context("attach fentry tcp_cleanup_rbuf")?;
+            Ok(())
+        })();
+        if result.is_err() {
+            self.unload_programs(&["dbf_net_send_fexit", "dbf_net_recv_fentry"]);
+        }
+        result
+    }
+
+    fn attach_net_kprobe(&mut self) -> Result<()> {
+        let progs = [
+            ("dbf_net_send_kprobe", "tcp_sendmsg"),
+            ("dbf_net_recv_kprobe", "tcp_cleanup_rbuf"),
+        ];
+        let result = (|| -> Result<()> {
+            for (prog, func) in progs {
+                let p: &mut KProbe = self.program(prog)?.try_into()?;
+                p.load().with_context(|| format!("load {prog}"))?;
+                p.attach(func, 0)
+                    .with_context(|| format!("attach kprobe {func}"))?;
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            self.unload_programs(&progs.map(|p| p.0));
+        }
+        result
+    }
+
+    fn attach_net_syscalls(&mut self) -> Result<()> {
+        const CALLS: [&str; 4] = ["sendto", "sendmsg", "recvfrom", "recvmsg"];
+        ensure_tracefs()?;
+        let mut names = Vec::new();
+        let result = (|| -> Result<()> {
+            for call in CALLS {
+                for phase in ["enter", "exit"] {
+                    let prog = format!("dbf_net_{phase}_{call}");
+                    names.push(prog.clone());
+                    let p: &mut TracePoint = self.program(&prog)?.try_into()?;
+                    p.load().with_context(|| format!("load {prog}"))?;
+                    p.attach("syscalls", &format!("sys_{phase}_{call}"))
+                        .with_context(|| format!("attach syscalls:sys_{phase}_{call}"))?;
+                }
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            self.unload_programs(&names.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+        result
+    }
+
     fn attach_tp_btf(&mut self) -> Result<()> {
-        let btf = Btf::from_sys_fs().context("no kernel BTF at /sys/kernel/btf/vmlinux")?;
-        for (prog, tp) in [
+        self.attach_btf_programs(&[
             ("dbf_fork_btf", "sched_process_fork"),
             ("dbf_exit_btf", "sched_process_exit"),
-        ] {
-            let p: &mut BtfTracePoint = self.program(prog)?.try_into()?;
-            p.load(tp, &btf).with_context(|| format!("load {prog}"))?;
-            p.attach().with_context(|| format!("attach {prog}"))?;
-        }
-        Ok(())
+        ])
     }
 
     fn attach_raw_tp(&mut self) -> Result<()> {
-        for (prog, tp) in [
+        self.attach_raw_programs(&[
             ("dbf_fork_raw", "sched_process_fork"),
             ("dbf_exit_raw", "sched_process_exit"),
-        ] {
-            let p: &mut RawTracePoint = self.program(prog)?.try_into()?;
-            p.load().with_context(|| format!("load {prog}"))?;
-            p.attach(tp).with_context(|| format!("attach {prog}"))?;
-        }
-        Ok(())
+        ])
     }
 
     fn program(&mut self, name: &str) -> Result<&mut aya::programs::Program> {
@@ -116,12 +289,26 @@ impl Recorder {
         Ok(())
     }
 
-    /// Places every planned statement probe on `binary`.
-    pub fn attach_statements(&mut self, binary: &Path, plan: &StatementPlan) -> Result<()> {
-        if plan.probes.len() > MAX_PROBE_SPECS as usize {
+    /// Tells the plan-node program where list-valued children live.
+    pub fn set_plan_layout(&mut self, layout: PlanLayout) -> Result<()> {
+        let map = self
+            .ebpf
+            .map_mut("plan_layouts")
+            .ok_or_else(|| anyhow!("map plan_layouts missing"))?;
+        let mut a: Array<&mut MapData, PlanLayout> = Array::try_from(map)?;
+        a.set(0, layout, 0)?;
+        Ok(())
+    }
+
+    /// Places every probe of `plan` on `binary`, served by BPF `program`;
+    /// each probe's spec goes to its own slot of `probe_specs`, named by the
+    /// attach cookie.
+    pub fn attach_uprobes(&mut self, binary: &Path, program: &str, plan: &ProbePlan) -> Result<()> {
+        let first = self.next_spec;
+        if first as usize + plan.probes.len() > MAX_PROBE_SPECS as usize {
             return Err(anyhow!(
-                "{} statement probes exceed the {MAX_PROBE_SPECS} the BPF side holds",
-                plan.probes.len()
+                "{} probes exceed the {MAX_PROBE_SPECS} the BPF side holds",
+                first as usize + plan.probes.len()
             ));
         }
         {
@@ -131,17 +318,18 @@ impl Recorder {
                 .ok_or_else(|| anyhow!("map probe_specs missing"))?;
             let mut specs: Array<&mut MapData, crate::events::ProbeSpec> = Array::try_from(map)?;
             for (i, p) in plan.probes.iter().enumerate() {
-                specs.set(i as u32, p.spec, 0)?;
+                specs.set(first + i as u32, p.spec, 0)?;
             }
         }
+        self.next_spec += plan.probes.len() as u32;
         let pmu = UprobePmu::discover()?;
-        let prog: &mut UProbe = self.program("dbf_statement")?.try_into()?;
+        let prog: &mut UProbe = self.program(program)?.try_into()?;
         prog.load()
-            .context("the kernel refused the statement program")?;
+            .with_context(|| format!("the kernel refused BPF program {program}"))?;
         let fd = prog.fd()?.try_clone()?;
         for (i, p) in plan.probes.iter().enumerate() {
             let mut spec = p.uprobe.clone();
-            spec.cookie = i as u64;
+            spec.cookie = (first as usize + i) as u64;
             let link = uprobe::attach(&pmu, binary, &spec, &fd)
                 .with_context(|| format!("cannot attach {}", p.label))?;
             self.links.push(link);
@@ -189,4 +377,23 @@ impl DropCounters {
         }
         out
     }
+}
+
+/// Mounts tracefs at /sys/kernel/tracing if it is not there: classic
+/// tracepoints are found by name through it.
+fn ensure_tracefs() -> Result<()> {
+    let dir = Path::new("/sys/kernel/tracing");
+    if dir.join("events").exists() {
+        return Ok(());
+    }
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])
+        .status()
+        .context("cannot run mount to mount tracefs")?;
+    if !status.success() || !dir.join("events").exists() {
+        return Err(anyhow!(
+            "tracefs is not mounted and mounting it failed: mount -t tracefs nodev /sys/kernel/tracing"
+        ));
+    }
+    Ok(())
 }

@@ -34,12 +34,15 @@ pub struct Args {
     #[arg(long, value_name = "auto|PID")]
     pub mysql: Option<String>,
 
-    /// Event kinds to record, comma separated. This version records `queries`
-    /// (processes are always recorded).
+    /// Event kinds to record, comma separated: `queries` (statements),
+    /// `plans` (plan nodes), `locks` (heavyweight lock transitions), `lwlocks`
+    /// (LWLock transitions: the most frequent event a server has, so off by
+    /// default), `net` (socket bytes), `sched` (off-CPU time). Processes are
+    /// always recorded.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "queries",
+        default_value = "queries,plans,locks,net,sched",
         value_name = "KINDS"
     )]
     pub events: Vec<String>,
@@ -68,8 +71,10 @@ pub struct Args {
     /// Force a probe strategy for an event kind. `queries=light`: one probe hit
     /// per statement instead of two (lower overhead; start times in us from the
     /// server's activity timestamp, protocol unknown). `queries=uprobe`: the
-    /// fallback for servers without USDT. `processes=raw_tp`: follow forks
-    /// with raw tracepoints instead of BTF-typed ones.
+    /// fallback for servers without USDT. `locks=uprobe`: no USDT (no waits).
+    /// `net=tp_btf|fexit|kprobe|syscalls` and `sched=tp_btf|raw_tp`,
+    /// `processes=tp_btf|raw_tp`: the kernel hook. The manifest records the
+    /// strategy each kind used and why earlier ones were refused.
     #[arg(long, value_name = "KIND=STRATEGY")]
     pub strategy: Vec<String>,
 

@@ -16,11 +16,44 @@ pub const EV_PROC_EXIT: u16 = 5;
 pub const EV_ERROR_REPORT: u16 = 6;
 pub const EV_PROC_TITLE: u16 = 7;
 pub const EV_QUERY_COMPLETE: u16 = 8;
+pub const EV_PLAN_NODE: u16 = 9;
+pub const EV_LOCK: u16 = 10;
+pub const EV_LWLOCK: u16 = 11;
+pub const EV_NET: u16 = 12;
+pub const EV_SCHED: u16 = 13;
 pub const TITLE_CAP: usize = 128;
+
+/// `enum probe_role`: what a lock, plan or LWLock probe means (`ProbeSpec::event`).
+pub const ROLE_LOCK_ACQUIRE_ENTRY: u16 = 20;
+pub const ROLE_LOCK_ACQUIRE_RETURN: u16 = 21;
+pub const ROLE_LOCK_WAIT_START: u16 = 22;
+pub const ROLE_LOCK_WAIT_DONE: u16 = 23;
+pub const ROLE_LOCK_DEADLOCK: u16 = 24;
+pub const ROLE_LOCK_RELEASE: u16 = 25;
+pub const ROLE_LOCK_RELEASE_ALL: u16 = 26;
+pub const ROLE_PLAN_NODE: u16 = 30;
+pub const ROLE_LWLOCK_ACQUIRE: u16 = 40;
+pub const ROLE_LWLOCK_WAIT_START: u16 = 41;
+pub const ROLE_LWLOCK_WAIT_DONE: u16 = 42;
+pub const ROLE_LWLOCK_RELEASE: u16 = 43;
+
+pub const PLAN_HEAD_CAP: usize = 96;
+pub const PLAN_CHILDREN_CAP: usize = 16;
+pub const LOCKTAG_CAP: usize = 16;
+pub const TRANCHE_CAP: usize = 32;
+pub const PLAN_LIST_CHILD_TYPES: usize = 8;
+pub const PLAN_EXTRA_CHILD_TYPES: usize = 4;
+pub const LIST_ARRAY: u32 = 1;
+pub const LIST_LINKED: u32 = 2;
 
 /// Indexes of the BPF `drops` counters.
 pub const DROP_QUERIES: u32 = 0;
 pub const DROP_PROCESSES: u32 = 1;
+pub const DROP_PLANS: u32 = 2;
+pub const DROP_LOCKS: u32 = 3;
+pub const DROP_LWLOCKS: u32 = 4;
+pub const DROP_NET: u32 = 5;
+pub const DROP_SCHED: u32 = 6;
 pub const DROP_KINDS: u32 = 8;
 
 pub const PROTO_SIMPLE: u32 = 0;
@@ -79,6 +112,93 @@ pub struct TitleEvent {
     pub title: [u8; TITLE_CAP],
 }
 const _: () = assert!(size_of::<TitleEvent>() == 24 + TITLE_CAP);
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct PlanEvent {
+    pub h: EventHeader,
+    pub node: u64,
+    pub nchildren: u32,
+    pub pad: u32,
+    pub children: [u64; PLAN_CHILDREN_CAP],
+    pub head: [u8; PLAN_HEAD_CAP],
+}
+const _: () = assert!(size_of::<PlanEvent>() == 264);
+const _: () = assert!(offset_of!(PlanEvent, head) == 168);
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct LockEvent {
+    pub h: EventHeader,
+    pub tag: [u8; LOCKTAG_CAP],
+    pub mode: u32,
+    pub event: u8,
+    pub result: u8,
+    pub has_tag: u8,
+    pub pad: u8,
+}
+const _: () = assert!(size_of::<LockEvent>() == 48);
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct LwlockEvent {
+    pub h: EventHeader,
+    pub event: u8,
+    pub mode: u8,
+    pub pad: [u8; 6],
+    pub tranche: [u8; TRANCHE_CAP],
+}
+const _: () = assert!(size_of::<LwlockEvent>() == 64);
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct NetEvent {
+    pub h: EventHeader,
+    pub bytes: i64,
+    pub family: u16,
+    pub local_port: u16,
+    pub remote_port: u16,
+    pub direction: u8,
+    pub pad: u8,
+    pub local_addr: [u8; 16],
+    pub remote_addr: [u8; 16],
+}
+const _: () = assert!(size_of::<NetEvent>() == 72);
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct SchedEvent {
+    pub h: EventHeader,
+    pub off_cpu_ns: u64,
+    pub off_cpu: u32,
+    pub state: u8,
+    pub pad: [u8; 3],
+}
+const _: () = assert!(size_of::<SchedEvent>() == 40);
+
+/// `struct plan_layout`: where ExecInitNode's BPF program finds children
+/// beyond lefttree/righttree, for the server's major.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlanLayout {
+    pub list_kind: u32,
+    pub list_length: u16,
+    pub list_elements: u16,
+    pub cell_data: u16,
+    pub cell_next: u16,
+    pub nlist: u32,
+    pub list_tag: [u32; PLAN_LIST_CHILD_TYPES],
+    pub list_off: [u16; PLAN_LIST_CHILD_TYPES],
+    pub nextra: u32,
+    pub extra_tag: [u32; PLAN_EXTRA_CHILD_TYPES],
+    pub extra_off: [u16; PLAN_EXTRA_CHILD_TYPES],
+}
+const _: () = assert!(size_of::<PlanLayout>() == 92);
+
+// SAFETY: repr(C) plain data, every bit pattern valid; its only padding-free
+// layout is asserted above.
+#[cfg(target_os = "linux")]
+unsafe impl aya::Pod for PlanLayout {}
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -166,6 +286,70 @@ pub enum Event {
         ppid: u32,
         comm: String,
     },
+    /// A plan node the executor initialised: its address, the addresses of
+    /// its list/extra children, and the raw head of its `Plan` struct.
+    PlanNode {
+        ts: u64,
+        pid: u32,
+        tid: u32,
+        node: u64,
+        children: Vec<u64>,
+        head: [u8; PLAN_HEAD_CAP],
+    },
+    Lock {
+        ts: u64,
+        pid: u32,
+        tid: u32,
+        /// `enum lock_transition`
+        event: u8,
+        /// LockAcquireResult (acquire only)
+        result: u8,
+        /// LOCKMODE; the lock method for release_all
+        mode: u32,
+        tag: Option<[u8; LOCKTAG_CAP]>,
+    },
+    Lwlock {
+        ts: u64,
+        pid: u32,
+        tid: u32,
+        event: u8,
+        mode: u8,
+        tranche: String,
+    },
+    Net {
+        ts: u64,
+        pid: u32,
+        tid: u32,
+        /// `enum net_direction`
+        direction: u8,
+        bytes: i64,
+        family: u16,
+        local_addr: [u8; 16],
+        local_port: u16,
+        remote_addr: [u8; 16],
+        remote_port: u16,
+    },
+    Sched {
+        ts: u64,
+        pid: u32,
+        tid: u32,
+        off_cpu_ns: u64,
+        state: u8,
+        cpu: u32,
+    },
+}
+
+/// The drop counter (and table) of an event kind.
+pub fn drop_kind_of(kind: u16) -> u32 {
+    match kind {
+        EV_PLAN_NODE => DROP_PLANS,
+        EV_LOCK => DROP_LOCKS,
+        EV_LWLOCK => DROP_LWLOCKS,
+        EV_NET => DROP_NET,
+        EV_SCHED => DROP_SCHED,
+        EV_PROC_FORK | EV_PROC_EXIT | EV_PROC_TITLE => DROP_PROCESSES,
+        _ => DROP_QUERIES,
+    }
 }
 
 /// Reads a `T` from the front of `buf`, if it is long enough.
@@ -248,6 +432,67 @@ pub fn decode(buf: &[u8]) -> Option<Event> {
                 pid,
                 ppid: p.ppid,
                 comm: comm(&p.comm),
+            }
+        }
+        EV_PLAN_NODE => {
+            let p: PlanEvent = read(buf)?;
+            let n = (p.nchildren as usize).min(PLAN_CHILDREN_CAP);
+            Event::PlanNode {
+                ts,
+                pid,
+                tid,
+                node: p.node,
+                children: p.children[..n].to_vec(),
+                head: p.head,
+            }
+        }
+        EV_LOCK => {
+            let l: LockEvent = read(buf)?;
+            Event::Lock {
+                ts,
+                pid,
+                tid,
+                event: l.event,
+                result: l.result,
+                mode: l.mode,
+                tag: (l.has_tag != 0).then_some(l.tag),
+            }
+        }
+        EV_LWLOCK => {
+            let l: LwlockEvent = read(buf)?;
+            Event::Lwlock {
+                ts,
+                pid,
+                tid,
+                event: l.event,
+                mode: l.mode,
+                tranche: comm(&l.tranche),
+            }
+        }
+        EV_NET => {
+            let n: NetEvent = read(buf)?;
+            Event::Net {
+                ts,
+                pid,
+                tid,
+                direction: n.direction,
+                bytes: n.bytes,
+                family: n.family,
+                local_addr: n.local_addr,
+                local_port: n.local_port,
+                remote_addr: n.remote_addr,
+                remote_port: n.remote_port,
+            }
+        }
+        EV_SCHED => {
+            let s: SchedEvent = read(buf)?;
+            Event::Sched {
+                ts,
+                pid,
+                tid,
+                off_cpu_ns: s.off_cpu_ns,
+                state: s.state,
+                cpu: s.off_cpu,
             }
         }
         _ => return None,

@@ -13,7 +13,7 @@ use aya::maps::{MapData, RingBuf};
 use dbflight_format::Manifest;
 
 use crate::bpf::DropCounters;
-use crate::events::{self, DROP_PROCESSES, DROP_QUERIES, EV_PROC_EXIT, EV_PROC_FORK};
+use crate::events;
 use crate::sink::{Sink, TICK};
 
 /// Records, each prefixed by its u32 length.
@@ -30,11 +30,7 @@ fn drop_kind_of(record: &[u8]) -> u32 {
     let kind = record
         .get(16..18)
         .map_or(0, |b| u16::from_ne_bytes([b[0], b[1]]));
-    if kind == EV_PROC_FORK || kind == EV_PROC_EXIT {
-        DROP_PROCESSES
-    } else {
-        DROP_QUERIES
-    }
+    events::drop_kind_of(kind)
 }
 
 /// Drains the ring buffer until `stop` is set and the ring is empty.

@@ -8,17 +8,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use dbflight_format::Manifest;
-use dbflight_format::manifest::{Clock as ManifestClock, Options, ProbeInfo, Target};
+use dbflight_format::manifest::{Clock as ManifestClock, Options, Target};
 use dbflight_format::writer::TraceWriter;
 
 use crate::bpf::Recorder;
 use crate::cli::Args;
 use crate::elf::ElfInfo;
 use crate::pipeline::{self, UserDrops, monotonic_ns};
+use crate::probe_plan::ProbePlan;
 use crate::processes::Processes;
 use crate::sink::{Sink, SinkConfig, Stats};
 use crate::tables::Clock;
-use crate::{procfs, signals, statement_probes, target};
+use crate::{lock_probes, lwlock_probes, plan_probes, procfs, signals, statement_probes, target};
 
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
@@ -47,25 +48,45 @@ fn check_privileges() -> Result<()> {
     Ok(())
 }
 
-const SUPPORTED_EVENTS: [&str; 1] = ["queries"];
-const PLANNED_EVENTS: [&str; 5] = ["plans", "locks", "lwlocks", "net", "sched"];
+/// Every event kind `--events` accepts; processes are always recorded.
+pub const EVENT_KINDS: [&str; 6] = ["queries", "plans", "locks", "lwlocks", "net", "sched"];
 
-fn check_events(events: &[String]) -> Result<()> {
-    for e in events {
-        if PLANNED_EVENTS.contains(&e.as_str()) {
+/// The event kinds of one recording.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventKinds {
+    pub queries: bool,
+    pub plans: bool,
+    pub locks: bool,
+    pub lwlocks: bool,
+    pub net: bool,
+    pub sched: bool,
+}
+
+impl EventKinds {
+    pub fn parse(events: &[String]) -> Result<Self> {
+        let mut k = EventKinds::default();
+        for e in events {
+            let slot = match e.trim() {
+                "queries" => &mut k.queries,
+                "plans" => &mut k.plans,
+                "locks" => &mut k.locks,
+                "lwlocks" => &mut k.lwlocks,
+                "net" => &mut k.net,
+                "sched" => &mut k.sched,
+                other => bail!(
+                    "--events: unknown event kind {other:?}; choose from {}",
+                    EVENT_KINDS.join(", ")
+                ),
+            };
+            *slot = true;
+        }
+        if k.plans && !k.queries {
             bail!(
-                "--events {e}: not available in this version of dbflight-record yet; it records: {}",
-                SUPPORTED_EVENTS.join(", ")
+                "--events plans needs queries too: plan nodes are linked to their statement (e.g. --events queries,plans)"
             );
         }
-        if !SUPPORTED_EVENTS.contains(&e.as_str()) {
-            bail!(
-                "--events: unknown event kind {e:?}; choose from {}",
-                SUPPORTED_EVENTS.join(", ")
-            );
-        }
+        Ok(k)
     }
-    Ok(())
 }
 
 /// The output must be a new (or empty) directory we can write; it is
@@ -118,9 +139,9 @@ pub fn run(args: Args) -> Result<()> {
     let Some(pg_spec) = args.postgres.as_deref() else {
         bail!("say which server to trace: --postgres auto (or --postgres PID)");
     };
-    check_events(&args.events)?;
+    let kinds = EventKinds::parse(&args.events)?;
     check_privileges()?;
-    let result = record(&args, pg_spec);
+    let result = record(&args, pg_spec, kinds);
     if result.is_err() {
         // Leave nothing behind but a trace: remove the directory if still empty.
         let _ = std::fs::remove_dir(&args.output);
@@ -128,7 +149,7 @@ pub fn run(args: Args) -> Result<()> {
     result
 }
 
-fn record(args: &Args, pg_spec: &str) -> Result<()> {
+fn record(args: &Args, pg_spec: &str, kinds: EventKinds) -> Result<()> {
     let target = target::find_postgres(pg_spec)?;
     prepare_output(&args.output)?;
     let binary = args.binary.clone().unwrap_or_else(|| target.binary.clone());
@@ -136,7 +157,42 @@ fn record(args: &Args, pg_spec: &str) -> Result<()> {
         .with_context(|| format!("cannot read the server binary {}", binary.display()))?;
     let load_base = procfs::load_base(target.postmaster, &binary).unwrap_or(0);
     let pg_major = target.version.as_deref().and_then(target::major);
-    let plan = statement_probes::plan(&elf, load_base, pg_major, args.forced_strategy("queries"))?;
+    let forced = |k| args.forced_strategy(k);
+    let layout = if kinds.plans || kinds.locks {
+        Some(plan_probes::layout_for(pg_major).map_err(|e| {
+            if kinds.plans {
+                e
+            } else {
+                anyhow::anyhow!(
+                    "{}",
+                    e.to_string()
+                        .replace("--events plans", "--events locks")
+                        .replace("plan node layout", "lock tag layout")
+                        .replace("record without plans", "record without locks")
+                )
+            }
+        })?)
+    } else {
+        None
+    };
+    let uprobe_plans: Vec<(&str, &str, ProbePlan)> = [
+        (kinds.queries, "queries", "dbf_statement"),
+        (kinds.plans, "plans", "dbf_plan_node"),
+        (kinds.locks, "locks", "dbf_lock"),
+        (kinds.lwlocks, "lwlocks", "dbf_lwlock"),
+    ]
+    .into_iter()
+    .filter(|(on, ..)| *on)
+    .map(|(_, kind, program)| {
+        let p = match kind {
+            "queries" => statement_probes::plan(&elf, load_base, pg_major, forced(kind))?,
+            "plans" => plan_probes::plan(&elf, forced(kind))?,
+            "locks" => lock_probes::plan(&elf, forced(kind))?,
+            _ => lwlock_probes::plan(&elf, forced(kind))?,
+        };
+        Ok((kind, program, p))
+    })
+    .collect::<Result<_>>()?;
 
     // Clock: BPF stamps CLOCK_MONOTONIC; the manifest keeps the offset to UTC.
     let start_mono = monotonic_ns();
@@ -177,16 +233,30 @@ fn record(args: &Args, pg_spec: &str) -> Result<()> {
     let mut pids = vec![target.postmaster];
     pids.extend(procfs::children(target.postmaster));
     rec.trace_pids(&pids)?;
-    rec.attach_statements(&binary, &plan)?;
     manifest.probes.insert("processes".into(), follow);
-    manifest.probes.insert(
-        "queries".into(),
-        ProbeInfo {
-            strategy: plan.strategy.into(),
-            detail: plan.detail.clone(),
-            refused: plan.refused.clone(),
-        },
-    );
+    if let Some(layout) = layout {
+        rec.set_plan_layout(plan_probes::bpf_layout(layout))?;
+    }
+    for (kind, program, p) in &uprobe_plans {
+        rec.attach_uprobes(&binary, program, p)
+            .with_context(|| format!("cannot place the {kind} probes"))?;
+        manifest.probes.insert((*kind).into(), p.info());
+    }
+    if kinds.net {
+        let info = rec.attach_net(forced("net"))?;
+        manifest.probes.insert("net".into(), info);
+    }
+    if kinds.sched {
+        let info = rec.attach_sched(forced("sched"))?;
+        manifest.probes.insert("sched".into(), info);
+    }
+    let how: Vec<String> = manifest
+        .probes
+        .iter()
+        .filter(|(k, _)| *k != "processes")
+        .map(|(k, p)| format!("{k} via {}", p.strategy))
+        .collect();
+    let how = how.join(", ");
 
     let writer = TraceWriter::create(&args.output, manifest, std::process::id() as i32)
         .with_context(|| {
@@ -204,6 +274,8 @@ fn record(args: &Args, pg_spec: &str) -> Result<()> {
         segment: args.segment,
         keep: args.keep,
         redact_literals: args.redact_literals,
+        layout,
+        statements: kinds.queries,
     };
     let sink = Sink::new(
         writer,
@@ -234,19 +306,17 @@ fn record(args: &Args, pg_spec: &str) -> Result<()> {
 
     signals::install()?;
     log::info!(
-        "recording PostgreSQL {} (pid {}) into {}: queries via {} ({} uprobes)",
+        "recording PostgreSQL {} (pid {}) into {}: {how} ({} uprobes)",
         target.version.as_deref().unwrap_or("?"),
         target.postmaster,
         args.output.display(),
-        plan.strategy,
         rec.uprobe_count()
     );
     if !args.quiet {
         eprintln!(
-            "dbflight-record: tracing postmaster {} ({} processes), queries via {}; Ctrl-C to stop",
+            "dbflight-record: tracing postmaster {} ({} processes), {how}; Ctrl-C to stop",
             target.postmaster,
             pids.len(),
-            plan.strategy
         );
     }
     let started = Instant::now();

@@ -14,10 +14,19 @@ use dbflight_format::redact::redact_literals;
 use dbflight_format::writer::TraceWriter;
 use dbflight_format::{Manifest, Table};
 
-use crate::events::{DROP_KINDS, DROP_PROCESSES, DROP_QUERIES, Event};
+use crate::events::{
+    DROP_KINDS, DROP_LOCKS, DROP_LWLOCKS, DROP_NET, DROP_PLANS, DROP_PROCESSES, DROP_QUERIES,
+    DROP_SCHED, Event,
+};
+use crate::locks::{LOCK_RELEASE, LOCK_RELEASE_ALL, LockDecoder, LockRow, locks_batch};
+use crate::lwlocks::{LwlockDecoder, LwlockRow, lwlocks_batch};
+use crate::net::{NetRow, SEND, net_batch};
+use crate::pg_layout::PgLayout;
+use crate::plan_nodes::{PlanLinker, PlanRow, plan_nodes_batch};
 use crate::processes::Processes;
+use crate::sched::{SchedRow, sched_batch, state_name};
 use crate::statement_probes::protocol_name;
-use crate::statements::{Assembler, Statement, text_from_bytes};
+use crate::statements::{Assembler, Idle, Statement, text_from_bytes};
 use crate::tables::{Clock, QueryRow, processes_batch, queries_batch};
 use crate::units::Limit;
 
@@ -36,6 +45,20 @@ pub struct SinkConfig {
     pub segment: Limit,
     pub keep: Option<Limit>,
     pub redact_literals: bool,
+    /// The server major's layout: decodes plan nodes and lock tags.
+    pub layout: Option<&'static PgLayout>,
+    /// Statements are recorded: other events can name theirs (`query_seq`).
+    pub statements: bool,
+}
+
+/// Rows of the event tables waiting for the next flush.
+#[derive(Debug, Default)]
+struct PendingRows {
+    plans: Vec<PlanRow>,
+    locks: Vec<LockRow>,
+    lwlocks: Vec<LwlockRow>,
+    net: Vec<NetRow>,
+    sched: Vec<SchedRow>,
 }
 
 pub struct Sink {
@@ -45,6 +68,10 @@ pub struct Sink {
     assembler: Assembler,
     processes: Processes,
     rows: Vec<QueryRow>,
+    pending: PendingRows,
+    plan_linker: PlanLinker,
+    lock_decoder: LockDecoder,
+    lwlock_decoder: LwlockDecoder,
     segment_start_mono: u64,
     /// Kernel drop counters at the start of the open segment.
     drops_seen: [u64; DROP_KINDS as usize],
@@ -57,6 +84,11 @@ fn drop_kind_table(kind: usize) -> Option<Table> {
     match kind as u32 {
         DROP_QUERIES => Some(Table::Queries),
         DROP_PROCESSES => Some(Table::Processes),
+        DROP_PLANS => Some(Table::PlanNodes),
+        DROP_LOCKS => Some(Table::Locks),
+        DROP_LWLOCKS => Some(Table::Lwlocks),
+        DROP_NET => Some(Table::Net),
+        DROP_SCHED => Some(Table::Sched),
         _ => None,
     }
 }
@@ -80,6 +112,10 @@ impl Sink {
             assembler: Assembler::default(),
             processes,
             rows: Vec::new(),
+            pending: PendingRows::default(),
+            plan_linker: PlanLinker::default(),
+            lock_decoder: LockDecoder::default(),
+            lwlock_decoder: LwlockDecoder::default(),
             segment_start_mono: start_mono,
             drops_seen: [0; DROP_KINDS as usize],
             user_drops: [0; DROP_KINDS as usize],
@@ -159,11 +195,130 @@ impl Sink {
                 if let Some(s) = self.assembler.exit(pid) {
                     self.push(s);
                 }
+                self.plan_linker.exit(pid);
+                self.lock_decoder.exit(pid);
+                self.lwlock_decoder.exit(pid);
                 self.processes.exit(pid, ts, comm);
                 self.stats
                     .sessions
                     .store(self.processes.live_count() as u64, Ordering::Relaxed);
             }
+            Event::PlanNode {
+                ts,
+                pid,
+                tid,
+                node,
+                children,
+                head,
+            } => {
+                // Plans are initialised before their statement executes.
+                if let (Some(layout), Some(seq)) = (self.cfg.layout, self.seq_for(pid, Idle::Next))
+                {
+                    let row = self
+                        .plan_linker
+                        .node(layout, ts, pid, tid, seq, node, &children, &head);
+                    self.pending.plans.push(row);
+                }
+            }
+            Event::Lock {
+                ts,
+                pid,
+                tid,
+                event,
+                result,
+                mode,
+                tag,
+            } => {
+                let Some(layout) = self.cfg.layout else {
+                    return;
+                };
+                // Locks are taken from parsing on, and released when the
+                // statement's transaction ends, after its execution.
+                let idle = if event == LOCK_RELEASE || event == LOCK_RELEASE_ALL {
+                    Idle::Previous
+                } else {
+                    Idle::Next
+                };
+                let seq = self.seq_for(pid, idle);
+                let row = self.lock_decoder.row(
+                    layout,
+                    ts,
+                    pid,
+                    tid,
+                    seq,
+                    event,
+                    result,
+                    mode,
+                    tag.as_ref(),
+                );
+                self.pending.locks.push(row);
+            }
+            Event::Lwlock {
+                ts,
+                pid,
+                tid,
+                event,
+                mode,
+                tranche,
+            } => {
+                let row = self.lwlock_decoder.row(ts, pid, tid, event, mode, tranche);
+                self.pending.lwlocks.push(row);
+            }
+            Event::Net {
+                ts,
+                pid,
+                tid,
+                direction,
+                bytes,
+                family,
+                local_addr,
+                local_port,
+                remote_addr,
+                remote_port,
+            } => {
+                // A server receives a statement before it runs and flushes
+                // the last of its results after.
+                let idle = if direction == SEND {
+                    Idle::Previous
+                } else {
+                    Idle::Next
+                };
+                let seq = self.seq_for(pid, idle);
+                self.pending.net.push(crate::net::row(
+                    ts,
+                    pid,
+                    tid,
+                    direction,
+                    bytes,
+                    family,
+                    (&local_addr, local_port),
+                    (&remote_addr, remote_port),
+                    seq,
+                ));
+            }
+            Event::Sched {
+                ts,
+                pid,
+                tid,
+                off_cpu_ns,
+                state,
+                cpu,
+            } => self.pending.sched.push(SchedRow {
+                ts,
+                pid,
+                tid,
+                off_cpu_ns: off_cpu_ns as i64,
+                state: state_name(state),
+                cpu: cpu as i32,
+            }),
+        }
+    }
+
+    fn seq_for(&self, pid: u32, idle: Idle) -> Option<u64> {
+        if self.cfg.statements {
+            self.assembler.seq_for(pid, idle)
+        } else {
+            None
         }
     }
 
@@ -202,6 +357,27 @@ impl Sink {
                 .fetch_add(rows.len() as u64, Ordering::Relaxed);
             self.writer
                 .append(Table::Queries, queries_batch(&rows, self.clock)?)?;
+        }
+        let p = std::mem::take(&mut self.pending);
+        let c = self.clock;
+        if !p.plans.is_empty() {
+            self.writer
+                .append(Table::PlanNodes, plan_nodes_batch(&p.plans, c)?)?;
+        }
+        if !p.locks.is_empty() {
+            self.writer
+                .append(Table::Locks, locks_batch(&p.locks, c)?)?;
+        }
+        if !p.lwlocks.is_empty() {
+            self.writer
+                .append(Table::Lwlocks, lwlocks_batch(&p.lwlocks, c)?)?;
+        }
+        if !p.net.is_empty() {
+            self.writer.append(Table::Net, net_batch(&p.net, c)?)?;
+        }
+        if !p.sched.is_empty() {
+            self.writer
+                .append(Table::Sched, sched_batch(&p.sched, c)?)?;
         }
         let exited = self.processes.take_exited();
         if !exited.is_empty() {
@@ -340,6 +516,8 @@ mod tests {
             segment,
             keep: None,
             redact_literals: redact,
+            layout: None,
+            statements: true,
         };
         Sink::new(
             w,

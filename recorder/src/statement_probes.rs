@@ -12,17 +12,18 @@
 
 use std::fmt::Write as _;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use crate::elf::ElfInfo;
 use crate::events::{
     EV_ERROR_REPORT, EV_QUERY_COMPLETE, EV_QUERY_DONE, EV_QUERY_START, EV_TXN_ABORT,
-    PROTO_EXTENDED, PROTO_FROM_PG_DEST, PROTO_MYSQL, PROTO_SIMPLE, PROTO_UNKNOWN, ProbeSpec,
-    USDT_ARG_ABS_DEREF, USDT_ARG_ABS_DEREF_FIELD, USDT_ARG_CONST, USDT_ARG_REG, USDT_ARG_REG_DEREF,
-    USDT_MAX_ARGS, UsdtArgSpec,
+    PROTO_EXTENDED, PROTO_FROM_PG_DEST, PROTO_MYSQL, PROTO_SIMPLE, PROTO_UNKNOWN,
+    USDT_ARG_ABS_DEREF_FIELD,
 };
-use crate::uprobe::UprobeSpec;
-use crate::usdt::{ArgLocation, UsdtArg, UsdtProbe, x86_64_reg_off};
+use crate::probe_plan::{
+    PlannedProbe, ProbePlan, arg_spec, global_arg, probe_spec, uprobe_at, usdt_sites,
+};
+use crate::usdt::{ArgLocation, UsdtArg, x86_64_reg_off};
 
 pub fn protocol_name(id: u8) -> &'static str {
     match id as u32 {
@@ -33,22 +34,8 @@ pub fn protocol_name(id: u8) -> &'static str {
     }
 }
 
-/// One uprobe to place and what it means to the BPF program.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PlannedProbe {
-    pub label: String,
-    pub uprobe: UprobeSpec,
-    pub spec: ProbeSpec,
-}
-
-/// The strategy that took, with its probes.
-#[derive(Debug, Clone)]
-pub struct StatementPlan {
-    pub strategy: &'static str,
-    pub detail: String,
-    pub refused: Vec<String>,
-    pub probes: Vec<PlannedProbe>,
-}
+/// The strategy that took for statements, with its probes.
+pub type StatementPlan = ProbePlan;
 
 /// Strategies tried in order when none is forced.
 pub const STRATEGIES: [&str; 2] = ["usdt", "uprobe"];
@@ -65,83 +52,18 @@ pub fn plan(
     pg_major: Option<u32>,
     only: Option<&str>,
 ) -> Result<StatementPlan> {
-    if let Some(s) = only
-        && !ALL_STRATEGIES.contains(&s)
-    {
-        bail!(
-            "unknown strategy {s:?} for queries; choose one of {}",
-            ALL_STRATEGIES.join(", ")
-        );
-    }
-    let order: &[&'static str] = match only {
-        Some(o) => &ALL_STRATEGIES[ALL_STRATEGIES.iter().position(|s| *s == o).unwrap_or(0)..][..1],
-        None => &STRATEGIES,
-    };
-    let mut refused = Vec::new();
-    for &strategy in order {
-        let attempt = match strategy {
+    crate::probe_plan::first_strategy_of("queries", &STRATEGIES, &["light"], only, |strategy| {
+        match strategy {
             "usdt" => plan_usdt(elf, load_base),
             "uprobe" => plan_uprobe(elf, load_base),
             _ => plan_light(elf, load_base, pg_major),
-        };
-        match attempt {
-            Ok((detail, probes)) => {
-                return Ok(StatementPlan {
-                    strategy,
-                    detail,
-                    refused,
-                    probes,
-                });
-            }
-            Err(why) => refused.push(format!("{strategy}: {why}")),
         }
-    }
-    bail!(
-        "this PostgreSQL binary offers no way to trace statements:\n  {}\nUse a build with USDT probes (--enable-dtrace, as Debian and Ubuntu ship) or with its dynamic symbols.",
-        refused.join("\n  ")
-    )
-}
-
-/// Absolute-address argument: the value of a pointer-sized global.
-fn global_arg(elf: &ElfInfo, load_base: u64, name: &str) -> Option<UsdtArgSpec> {
-    let sym = elf.symbol(name)?;
-    let base = if elf.is_dyn() { load_base } else { 0 };
-    Some(UsdtArgSpec {
-        val_off: base + sym.vaddr,
-        arg_type: USDT_ARG_ABS_DEREF,
-        reg_off: 0,
-        arg_signed: 0,
-        arg_bitshift: 0,
     })
-}
-
-/// The BPF-side spec of a USDT argument from its note.
-pub fn arg_spec(a: &UsdtArg) -> UsdtArgSpec {
-    let (arg_type, val_off, reg_off) = match a.loc {
-        ArgLocation::Const(v) => (USDT_ARG_CONST, v as u64, 0),
-        ArgLocation::Reg { reg_off } => (USDT_ARG_REG, 0, reg_off),
-        ArgLocation::RegDeref { reg_off, offset } => (USDT_ARG_REG_DEREF, offset as u64, reg_off),
-    };
-    UsdtArgSpec {
-        val_off,
-        arg_type,
-        reg_off: reg_off as i16,
-        arg_signed: a.signed as u8,
-        arg_bitshift: a.bitshift() as i8,
-    }
-}
-
-fn probe_spec(event: u16, protocol: u32, args: &[UsdtArgSpec]) -> ProbeSpec {
-    let mut spec = ProbeSpec {
-        event: event as u32,
-        protocol,
-        nargs: args.len().min(USDT_MAX_ARGS) as u32,
-        ..Default::default()
-    };
-    for (slot, a) in spec.args.iter_mut().zip(args) {
-        *slot = *a;
-    }
-    spec
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "{e:#}\nUse a build with USDT probes (--enable-dtrace, as Debian and Ubuntu ship) or with its dynamic symbols."
+        )
+    })
 }
 
 /// `PortalRun(portal, count, isTopLevel, run_once, dest, ...)` entry: one
@@ -181,34 +103,6 @@ fn error_report(elf: &ElfInfo, load_base: u64) -> Result<PlannedProbe, String> {
     )
 }
 
-fn uprobe_at(
-    elf: &ElfInfo,
-    func: &str,
-    retprobe: bool,
-    spec: ProbeSpec,
-) -> Result<PlannedProbe, String> {
-    let sym = elf
-        .symbol(func)
-        .ok_or_else(|| format!("no {func} symbol"))?;
-    let offset = elf
-        .vaddr_to_file_offset(sym.vaddr)
-        .ok_or_else(|| format!("{func} is not in a loadable segment"))?;
-    Ok(PlannedProbe {
-        label: if retprobe {
-            format!("{func}%return")
-        } else {
-            func.to_string()
-        },
-        uprobe: UprobeSpec {
-            offset,
-            ref_ctr_offset: None,
-            retprobe,
-            cookie: 0,
-        },
-        spec,
-    })
-}
-
 /// Each probe hit is a trap into the kernel (about 1.5 us here), so the hot
 /// path is two per statement: PortalRun's entry (text and protocol in one
 /// hit, which the USDT start probe cannot give) and USDT
@@ -230,25 +124,8 @@ fn plan_usdt(elf: &ElfInfo, load_base: u64) -> Result<(String, Vec<PlannedProbe>
         ("query__execute__done", EV_QUERY_DONE),
         ("transaction__abort", EV_TXN_ABORT),
     ] {
-        let found: Vec<&UsdtProbe> = notes
-            .iter()
-            .filter(|p| p.provider == "postgresql" && p.name == name)
-            .collect();
-        if found.is_empty() {
-            return Err(format!("USDT probe postgresql:{name} is missing"));
-        }
-        for p in &found {
-            probes.push(PlannedProbe {
-                label: format!("postgresql:{name}@{:#x}", p.pc_file_offset),
-                uprobe: UprobeSpec {
-                    offset: p.pc_file_offset,
-                    ref_ctr_offset: p.semaphore_file_offset,
-                    retprobe: false,
-                    cookie: 0,
-                },
-                spec: probe_spec(event, PROTO_UNKNOWN, &[]),
-            });
-        }
+        let found = usdt_sites(&notes, name, |_| probe_spec(event, PROTO_UNKNOWN, &[]))?;
+        probes.extend(found.iter().cloned());
         let _ = write!(detail, ", postgresql:{name} x{}", found.len());
     }
     probes.push(error_report(elf, load_base)?);
@@ -334,6 +211,7 @@ fn plan_uprobe(elf: &ElfInfo, load_base: u64) -> Result<(String, Vec<PlannedProb
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::{USDT_ARG_ABS_DEREF, USDT_ARG_REG_DEREF};
 
     const PG15: &str = "/usr/lib/postgresql/15/bin/postgres";
 

@@ -58,6 +58,20 @@ struct Open {
     depth: u32,
 }
 
+/// What an event outside any statement's execution belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idle {
+    /// The statement about to run: plan nodes are initialised and the
+    /// parser takes its locks before execution starts; a query is received
+    /// before it runs.
+    Next,
+    /// The statement that just ran: its results are flushed and its
+    /// transaction's locks released after its execution ends.
+    Previous,
+    /// None: waiting for the client is no statement's time.
+    None,
+}
+
 /// Per-pid pairing state.
 #[derive(Debug, Default)]
 pub struct Assembler {
@@ -244,6 +258,24 @@ impl Assembler {
         out
     }
 
+    /// The `query_seq` an event of `pid` at this point belongs to: the
+    /// statement executing, or when none is, the one `idle` says. Events of
+    /// one thread reach the writer in the order they happened, so "now" is
+    /// the event's own time.
+    pub fn seq_for(&self, pid: u32, idle: Idle) -> Option<u64> {
+        if let Some(open) = self.open.get(&pid)
+            && open.abort_ts.is_none()
+        {
+            return Some(open.stmt.query_seq);
+        }
+        let last = self.last_seq.get(&pid).copied().unwrap_or(0);
+        match idle {
+            Idle::Next => Some(last + 1),
+            Idle::Previous => (last > 0).then_some(last),
+            Idle::None => None,
+        }
+    }
+
     pub fn open_count(&self) -> usize {
         self.open.len()
     }
@@ -294,6 +326,25 @@ mod tests {
         assert_eq!(s.query_seq, 2);
         assert_eq!(a.done(2, 30).unwrap().query_seq, 1);
         assert_eq!(a.open_count(), 0);
+    }
+
+    #[test]
+    fn events_between_statements_are_attributed_by_kind() {
+        let mut a = Assembler::default();
+        assert_eq!(a.seq_for(1, Idle::Next), Some(1));
+        assert_eq!(a.seq_for(1, Idle::Previous), None);
+        start(&mut a, 1, 10, "SELECT 1");
+        assert_eq!(a.seq_for(1, Idle::None), Some(1), "running");
+        a.done(1, 11);
+        assert_eq!(a.seq_for(1, Idle::Previous), Some(1));
+        assert_eq!(a.seq_for(1, Idle::Next), Some(2));
+        assert_eq!(a.seq_for(1, Idle::None), None);
+        // A failed statement is not running any more once its transaction aborted.
+        start(&mut a, 1, 20, "SELECT 1/0");
+        a.abort(1, 21);
+        assert_eq!(a.seq_for(1, Idle::Next), Some(3));
+        assert_eq!(start(&mut a, 1, 30, "SELECT 3").unwrap().query_seq, 2);
+        assert_eq!(a.seq_for(1, Idle::Next), Some(3));
     }
 
     #[test]

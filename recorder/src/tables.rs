@@ -15,9 +15,46 @@ use dbflight_format::Table;
 use crate::processes::ProcessInfo;
 use crate::statements::Statement;
 
-type DictBuilder = StringDictionaryBuilder<Int32Type>;
+pub type DictBuilder = StringDictionaryBuilder<Int32Type>;
 
-fn ts_builder(cap: usize) -> TimestampNanosecondBuilder {
+/// The `ts`, `pid`, `tid` columns every event table starts with.
+pub struct EventColumns {
+    clock: Clock,
+    ts: TimestampNanosecondBuilder,
+    pid: Int32Builder,
+    tid: Int32Builder,
+}
+
+impl EventColumns {
+    pub fn new(n: usize, clock: Clock) -> Self {
+        EventColumns {
+            clock,
+            ts: ts_builder(n),
+            pid: Int32Builder::with_capacity(n),
+            tid: Int32Builder::with_capacity(n),
+        }
+    }
+
+    /// `ts` is CLOCK_MONOTONIC ns as BPF stamped it.
+    pub fn push(&mut self, ts: u64, pid: u32, tid: u32) {
+        self.ts.append_value(self.clock.utc(ts));
+        self.pid.append_value(pid as i32);
+        self.tid.append_value(tid as i32);
+    }
+
+    /// The three columns followed by `rest`, as a batch of `table`.
+    pub fn batch(mut self, table: Table, rest: Vec<ArrayRef>) -> Result<RecordBatch, ArrowError> {
+        let mut cols: Vec<ArrayRef> = vec![
+            Arc::new(self.ts.finish()),
+            Arc::new(self.pid.finish()),
+            Arc::new(self.tid.finish()),
+        ];
+        cols.extend(rest);
+        RecordBatch::try_new(table.schema(), cols)
+    }
+}
+
+pub fn ts_builder(cap: usize) -> TimestampNanosecondBuilder {
     TimestampNanosecondBuilder::with_capacity(cap).with_timezone("UTC")
 }
 

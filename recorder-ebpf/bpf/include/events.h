@@ -20,6 +20,52 @@ enum event_kind {
 	/* A whole statement from one probe at its end (the `light` strategy):
 	 * layout of query_start_event, `aux` = its start from the server. */
 	EV_QUERY_COMPLETE = 8,
+	EV_PLAN_NODE = 9,  /* struct plan_event */
+	EV_LOCK = 10,      /* struct lock_event */
+	EV_LWLOCK = 11,    /* struct lwlock_event */
+	EV_NET = 12,       /* struct net_event */
+	EV_SCHED = 13,     /* struct sched_event */
+};
+
+/* What a lock or LWLock probe means (probe_spec.event; never sent as a
+ * kind). Lock probes on entry of LockAcquireExtended only remember the tag;
+ * its return sends the acquire with the result. */
+enum probe_role {
+	ROLE_LOCK_ACQUIRE_ENTRY = 20,
+	ROLE_LOCK_ACQUIRE_RETURN = 21,
+	ROLE_LOCK_WAIT_START = 22,
+	ROLE_LOCK_WAIT_DONE = 23,
+	ROLE_LOCK_DEADLOCK = 24,
+	ROLE_LOCK_RELEASE = 25,
+	ROLE_LOCK_RELEASE_ALL = 26,
+	ROLE_PLAN_NODE = 30,
+	ROLE_LWLOCK_ACQUIRE = 40,
+	ROLE_LWLOCK_WAIT_START = 41,
+	ROLE_LWLOCK_WAIT_DONE = 42,
+	ROLE_LWLOCK_RELEASE = 43,
+};
+
+/* lock_event.event */
+enum lock_transition {
+	LOCK_ACQUIRE = 0,
+	LOCK_WAIT_START = 1,
+	LOCK_WAIT_END = 2,
+	LOCK_RELEASE = 3,
+	LOCK_RELEASE_ALL = 4,
+	LOCK_DEADLOCK = 5,
+};
+
+/* lwlock_event.event */
+enum lwlock_transition {
+	LWLOCK_ACQUIRE = 0,
+	LWLOCK_WAIT_START = 1,
+	LWLOCK_WAIT_END = 2,
+	LWLOCK_RELEASE = 3,
+};
+
+enum net_direction {
+	NET_SEND = 0,
+	NET_RECV = 1,
 };
 
 #define TITLE_CAP 128
@@ -28,6 +74,11 @@ enum event_kind {
 enum drop_kind {
 	DROP_QUERIES = 0,
 	DROP_PROCESSES = 1,
+	DROP_PLANS = 2,
+	DROP_LOCKS = 3,
+	DROP_LWLOCKS = 4,
+	DROP_NET = 5,
+	DROP_SCHED = 6,
 	DROP_KINDS = 8,
 };
 
@@ -78,6 +129,82 @@ struct proc_event {
 struct title_event {
 	struct event_header h;
 	char title[TITLE_CAP];
+};
+
+/* Bytes of a Plan node copied raw: userspace decodes the fields with the
+ * server major's layout (recorder/src/pg_layout). */
+#define PLAN_HEAD_CAP 96
+#define PLAN_CHILDREN_CAP 16
+#define LOCKTAG_CAP 16
+#define TRANCHE_CAP 32
+
+struct plan_event {
+	struct event_header h;
+	__u64 node;      /* the Plan's address: children name their parent by it */
+	__u32 nchildren; /* children beyond lefttree/righttree (Append, SubqueryScan, ...) */
+	__u32 pad;
+	__u64 children[PLAN_CHILDREN_CAP];
+	__u8 head[PLAN_HEAD_CAP];
+};
+
+struct lock_event {
+	struct event_header h;
+	__u8 tag[LOCKTAG_CAP]; /* the LOCKTAG, raw */
+	__u32 mode;            /* LOCKMODE; release_all: the lock method */
+	__u8 event;            /* enum lock_transition */
+	__u8 result;           /* LockAcquireResult, acquire only */
+	__u8 has_tag;
+	__u8 pad;
+};
+
+struct lwlock_event {
+	struct event_header h;
+	__u8 event; /* enum lwlock_transition */
+	__u8 mode;  /* LWLockMode; 255 when the probe does not say */
+	__u8 pad[6];
+	char tranche[TRANCHE_CAP];
+};
+
+struct net_event {
+	struct event_header h;
+	__s64 bytes;
+	__u16 family; /* AF_INET, AF_INET6, AF_UNIX, ... */
+	__u16 local_port;
+	__u16 remote_port;
+	__u8 direction; /* enum net_direction */
+	__u8 pad;
+	__u8 local_addr[16]; /* IPv4 in the first 4 bytes */
+	__u8 remote_addr[16];
+};
+
+struct sched_event {
+	struct event_header h; /* ts: when the thread left the CPU */
+	__u64 off_cpu_ns;
+	__u32 off_cpu; /* the CPU it left */
+	__u8 state;   /* 'R' preempted, 'S' sleeping, 'D' uninterruptible */
+	__u8 pad[3];
+};
+
+/* Where ExecInitNode finds a plan node's children beyond lefttree and
+ * righttree, for the server's major (set by userspace before attach). */
+#define PLAN_LIST_CHILD_TYPES 8
+#define PLAN_EXTRA_CHILD_TYPES 4
+enum list_layout {
+	LIST_ARRAY = 1,  /* PostgreSQL 13+: length and an elements array */
+	LIST_LINKED = 2, /* 12 and older: head cell, next pointers */
+};
+struct plan_layout {
+	__u32 list_kind; /* enum list_layout */
+	__u16 list_length;
+	__u16 list_elements; /* array: elements; linked: head */
+	__u16 cell_data;
+	__u16 cell_next;
+	__u32 nlist;
+	__u32 list_tag[PLAN_LIST_CHILD_TYPES];
+	__u16 list_off[PLAN_LIST_CHILD_TYPES];
+	__u32 nextra;
+	__u32 extra_tag[PLAN_EXTRA_CHILD_TYPES];
+	__u16 extra_off[PLAN_EXTRA_CHILD_TYPES];
 };
 
 /* USDT argument locations, after libbpf's usdt.bpf.h. */

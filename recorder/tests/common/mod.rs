@@ -234,8 +234,18 @@ impl Drop for PgCluster {
 
 /// A `dbflight-record` process recording a cluster.
 pub struct Recording {
-    pub child: Child,
+    pub child: Option<Child>,
     pub trace: PathBuf,
+}
+
+impl Drop for Recording {
+    /// A test that fails before `stop` must not leave a recorder running.
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
 
 impl Recording {
@@ -250,18 +260,16 @@ impl Recording {
             .spawn()
             .expect("spawn dbflight-record");
         let mut r = Recording {
-            child,
+            child: Some(child),
             trace: trace.to_path_buf(),
         };
         let t0 = Instant::now();
         while !trace.join("manifest.json").exists() {
-            if let Some(status) = r.child.try_wait().expect("try_wait") {
+            let c = r.child.as_mut().expect("running");
+            if let Some(status) = c.try_wait().expect("try_wait") {
                 let mut err = String::new();
                 use std::io::Read;
-                r.child
-                    .stderr
-                    .take()
-                    .map(|mut e| e.read_to_string(&mut err));
+                c.stderr.take().map(|mut e| e.read_to_string(&mut err));
                 panic!("dbflight-record exited early ({status}): {err}");
             }
             assert!(
@@ -274,13 +282,11 @@ impl Recording {
     }
 
     /// SIGTERM, then wait for a clean exit; returns the opened trace.
-    pub fn stop(self) -> TraceFiles {
+    pub fn stop(mut self) -> TraceFiles {
+        let child = self.child.take().expect("running");
         // SAFETY: kill with a pid we spawned.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let out = self
-            .child
-            .wait_with_output()
-            .expect("wait for dbflight-record");
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let out = child.wait_with_output().expect("wait for dbflight-record");
         assert!(
             out.status.success(),
             "dbflight-record failed ({}): {}",
@@ -395,4 +401,80 @@ pub fn pgbench_transactions(out: &str) -> u64 {
         })
         .and_then(|v| v.split('/').next()?.trim().parse().ok())
         .unwrap_or_else(|| panic!("no transaction count in pgbench output:\n{out}"))
+}
+
+/// One row of any table as column -> value text (None for null);
+/// timestamps as ns since the epoch, dictionary columns as their values.
+pub type Row = BTreeMap<String, Option<String>>;
+
+pub fn rows(t: &TraceFiles, table: Table) -> Vec<Row> {
+    use arrow::datatypes::{DataType, TimeUnit};
+    use arrow::util::display::array_value_to_string;
+    let mut out = Vec::new();
+    for b in t.read_table(table).expect("read table") {
+        let schema = b.schema();
+        for i in 0..b.num_rows() {
+            let mut row = Row::new();
+            for (f, col) in schema.fields().iter().zip(b.columns()) {
+                let v = if col.is_null(i) {
+                    None
+                } else if let DataType::Timestamp(TimeUnit::Nanosecond, _) = f.data_type() {
+                    Some(
+                        col.as_primitive::<arrow::datatypes::TimestampNanosecondType>()
+                            .value(i)
+                            .to_string(),
+                    )
+                } else {
+                    Some(array_value_to_string(col, i).expect("display value"))
+                };
+                row.insert(f.name().clone(), v);
+            }
+            out.push(row);
+        }
+    }
+    out
+}
+
+/// A column of a row as a number (panics when null or not a number).
+pub fn num(r: &Row, col: &str) -> i64 {
+    r[col]
+        .as_deref()
+        .unwrap_or_else(|| panic!("{col} is null in {r:?}"))
+        .parse()
+        .unwrap_or_else(|_| panic!("{col} is not a number in {r:?}"))
+}
+
+pub fn text<'a>(r: &'a Row, col: &str) -> Option<&'a str> {
+    r[col].as_deref()
+}
+
+impl PgCluster {
+    /// psql running `sql` in the background (one session); `tcp` connects
+    /// over 127.0.0.1 instead of the socket.
+    pub fn psql_spawn(&self, sql: &str, tcp: bool) -> Child {
+        let mut c = Command::new(self.bindir.join("psql"));
+        if tcp {
+            c.args(["-h", "127.0.0.1"]);
+        } else {
+            c.arg("-h").arg(self.dir.path());
+        }
+        c.args(["-p", &self.port.to_string(), "-U", "postgres"])
+            .args(["-X", "-A", "-t", "-d", "postgres", "-c", sql])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn psql")
+    }
+
+    /// Waits until `sql` (a boolean query) answers `t`, for up to 10 s.
+    pub fn wait_until(&self, sql: &str) {
+        let t0 = Instant::now();
+        while self.psql(sql).trim() != "t" {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "timed out waiting for {sql}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }

@@ -1,0 +1,113 @@
+//! Where plan nodes are caught: a uprobe on `ExecInitNode(Plan *node, ...)`,
+//! which the executor calls once per node of every plan it starts (subplans
+//! included). The node's fields are decoded in userspace with the layout of
+//! the server's major ([`crate::pg_layout`]); BPF only needs to know where
+//! list-valued children live, which [`bpf_layout`] tells it.
+
+use anyhow::{Result, anyhow};
+
+use crate::elf::ElfInfo;
+use crate::events::{
+    LIST_ARRAY, LIST_LINKED, PLAN_EXTRA_CHILD_TYPES, PLAN_LIST_CHILD_TYPES, PROTO_UNKNOWN,
+    PlanLayout, ROLE_PLAN_NODE,
+};
+use crate::pg_layout::{ListLayout, PgLayout};
+use crate::probe_plan::{ProbePlan, first_strategy, probe_spec, reg_arg, uprobe_at};
+
+pub const STRATEGIES: [&str; 1] = ["uprobe"];
+
+/// The layout for the server's major, or an error that says what to do.
+pub fn layout_for(pg_major: Option<u32>) -> Result<&'static PgLayout> {
+    match pg_major {
+        Some(m) => crate::pg_layout::for_major(m).ok_or_else(|| {
+            anyhow!(
+                "--events plans: the plan node layout of PostgreSQL {m} is not known (this dbflight-record knows 12 to 17), so node names would be wrong; record without plans (e.g. --events queries,locks,net,sched)"
+            )
+        }),
+        None => Err(anyhow!(
+            "--events plans: the server's PostgreSQL version is unknown, so its plan node layout is too; record without plans (e.g. --events queries,locks,net,sched)"
+        )),
+    }
+}
+
+/// Plans the ExecInitNode probe; `only` forces one strategy.
+pub fn plan(elf: &ElfInfo, only: Option<&str>) -> Result<ProbePlan> {
+    first_strategy("plans", &STRATEGIES, only, |_| {
+        Ok((
+            "ExecInitNode entry (uprobe)".into(),
+            vec![uprobe_at(
+                elf,
+                "ExecInitNode",
+                false,
+                probe_spec(ROLE_PLAN_NODE, PROTO_UNKNOWN, &[reg_arg("rdi", 8, false)]),
+            )?],
+        ))
+    })
+}
+
+/// What the BPF program needs of `layout` to find list-valued children.
+pub fn bpf_layout(layout: &PgLayout) -> PlanLayout {
+    let mut out = PlanLayout::default();
+    match layout.list {
+        ListLayout::Array { length, elements } => {
+            out.list_kind = LIST_ARRAY;
+            out.list_length = length;
+            out.list_elements = elements;
+        }
+        ListLayout::Linked {
+            length,
+            head,
+            cell_data,
+            cell_next,
+        } => {
+            out.list_kind = LIST_LINKED;
+            out.list_length = length;
+            out.list_elements = head;
+            out.cell_data = cell_data;
+            out.cell_next = cell_next;
+        }
+    }
+    for (i, (tag, off)) in layout
+        .list_children
+        .iter()
+        .take(PLAN_LIST_CHILD_TYPES)
+        .enumerate()
+    {
+        out.list_tag[i] = *tag;
+        out.list_off[i] = *off;
+        out.nlist = i as u32 + 1;
+    }
+    for (i, (tag, off)) in layout
+        .extra_child
+        .iter()
+        .take(PLAN_EXTRA_CHILD_TYPES)
+        .enumerate()
+    {
+        out.extra_tag[i] = *tag;
+        out.extra_off[i] = *off;
+        out.nextra = i as u32 + 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_probe_and_layout_for_pg15() {
+        assert!(layout_for(Some(11)).is_err());
+        assert!(layout_for(None).is_err());
+        let layout = layout_for(Some(15)).unwrap();
+        let b = bpf_layout(layout);
+        assert_eq!(b.list_kind, LIST_ARRAY);
+        assert!(b.nlist >= 4, "Append, MergeAppend, BitmapAnd, BitmapOr");
+        assert!(b.nextra >= 1, "SubqueryScan");
+        let Some(elf) = crate::probe_plan::tests::pg15() else {
+            return;
+        };
+        let p = plan(&elf, None).unwrap();
+        assert_eq!(p.probes.len(), 1);
+        assert_eq!(p.probes[0].label, "ExecInitNode");
+    }
+}

@@ -1,0 +1,477 @@
+//! End-to-end tests of the event kinds beyond statements (plan nodes, locks,
+//! network bytes, off-CPU time) against a real, throwaway PostgreSQL, each
+//! with a workload whose answer is known in advance and checked against the
+//! server's own account where it has one (EXPLAIN, pg_locks, its log).
+
+mod common;
+
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use common::*;
+use dbflight_format::reader::TraceFiles;
+use dbflight_format::{Manifest, Table};
+
+/// The `queries` rows whose text contains `marker`, in time order:
+/// (pid, query_seq, start ns, end ns). Statements sent in one simple-protocol
+/// message share its whole text (PostgreSQL's debug_query_string).
+fn statements(t: &TraceFiles, marker: &str) -> Vec<(i64, i64, i64, i64)> {
+    let mut found: Vec<(i64, i64, i64, i64)> = rows(t, Table::Queries)
+        .into_iter()
+        .filter(|r| text(r, "query").is_some_and(|q| q.contains(marker)))
+        .map(|r| {
+            (
+                num(&r, "pid"),
+                num(&r, "query_seq"),
+                num(&r, "ts"),
+                num(&r, "end_ts"),
+            )
+        })
+        .collect();
+    found.sort_by_key(|s| s.2);
+    assert!(!found.is_empty(), "no statement contains {marker}");
+    found
+}
+
+/// The one statement whose text contains `marker`.
+fn statement(t: &TraceFiles, marker: &str) -> (i64, i64, i64, i64) {
+    let found = statements(t, marker);
+    assert_eq!(found.len(), 1, "statements containing {marker}: {found:?}");
+    found[0]
+}
+
+/// Every table's rows match what recorder_stats says was written.
+fn check_recorder_stats(t: &TraceFiles) {
+    let stats = rows(t, Table::RecorderStats);
+    assert!(!stats.is_empty(), "one recorder_stats row per segment");
+    for table in [
+        Table::Queries,
+        Table::PlanNodes,
+        Table::Locks,
+        Table::Net,
+        Table::Sched,
+    ] {
+        let col = format!("{}_written", table.name());
+        let written: i64 = stats.iter().map(|r| num(r, &col)).sum();
+        assert_eq!(
+            written as usize,
+            rows(t, table).len(),
+            "recorder_stats {col} vs rows"
+        );
+        let dropped: i64 = stats
+            .iter()
+            .map(|r| num(r, &format!("{}_dropped", table.name())))
+            .sum();
+        assert_eq!(dropped, 0, "{} events dropped", table.name());
+    }
+}
+
+fn finish(child: Child) -> (bool, String, String) {
+    let out = child.wait_with_output().expect("wait for psql");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A plan in EXPLAIN (FORMAT JSON), flattened in pre-order:
+/// (node type, index of the parent), the order the planner numbers nodes in.
+fn explain_preorder(json: &str) -> Vec<(String, Option<usize>, f64, f64)> {
+    fn walk(
+        node: &serde_json::Value,
+        parent: Option<usize>,
+        out: &mut Vec<(String, Option<usize>, f64, f64)>,
+    ) {
+        let me = out.len();
+        out.push((
+            node["Node Type"].as_str().unwrap().to_string(),
+            parent,
+            node["Total Cost"].as_f64().unwrap(),
+            node["Plan Rows"].as_f64().unwrap(),
+        ));
+        for child in node["Plans"].as_array().into_iter().flatten() {
+            walk(child, Some(me), out);
+        }
+    }
+    let v: serde_json::Value = serde_json::from_str(json).expect("EXPLAIN JSON");
+    let mut out = Vec::new();
+    walk(&v[0]["Plan"], None, &mut out);
+    out
+}
+
+#[test]
+fn plan_nodes_of_a_join_match_explain() {
+    let Some(bindir) = preflight("plan_nodes_of_a_join_match_explain") else {
+        return;
+    };
+    let _serial = serial();
+    let pg = PgCluster::start(&bindir);
+    pg.psql(
+        "CREATE TABLE pa (id int PRIMARY KEY, x int); CREATE TABLE pb (id int, a_id int); \
+         INSERT INTO pa SELECT g, g % 100 FROM generate_series(1, 10000) g; \
+         INSERT INTO pb SELECT g, g % 10000 + 1 FROM generate_series(1, 20000) g; \
+         ANALYZE pa; ANALYZE pb",
+    );
+    // Settings for every session, so each statement below is alone in its message.
+    pg.psql("ALTER DATABASE postgres SET enable_mergejoin = off");
+    pg.psql("ALTER DATABASE postgres SET enable_nestloop = off");
+    pg.psql("ALTER DATABASE postgres SET max_parallel_workers_per_gather = 0");
+    let q =
+        "SELECT /* dbflight-join */ count(*) FROM pb JOIN pa ON pb.a_id = pa.id WHERE pa.x < 50";
+    let expected = explain_preorder(&pg.psql(&format!("EXPLAIN (FORMAT JSON) {q}")));
+    let types: Vec<&str> = expected.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(
+        types,
+        ["Aggregate", "Hash Join", "Seq Scan", "Hash", "Seq Scan"],
+        "the plan shape this test is about"
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = tmp.path().join("trace");
+    let rec = Recording::start(pg.postmaster_pid(), &trace, &[]);
+    pg.psql(q);
+    pg.psql(&format!("EXPLAIN (FORMAT JSON) {q}"));
+    let t = rec.stop();
+
+    // The SELECT, then the EXPLAIN of it.
+    let found = statements(&t, "/* dbflight-join */");
+    assert_eq!(found.len(), 2, "{found:?}");
+    let (pid, seq, ..) = found[0];
+    let mut nodes: Vec<Row> = rows(&t, Table::PlanNodes)
+        .into_iter()
+        .filter(|r| num(r, "pid") == pid && num(r, "query_seq") == seq)
+        .collect();
+    nodes.sort_by_key(|r| num(r, "node_id"));
+    assert_eq!(nodes.len(), expected.len(), "one row per node: {nodes:?}");
+    for (i, (r, (kind, parent, total, plan_rows))) in nodes.iter().zip(&expected).enumerate() {
+        assert_eq!(text(r, "node_type"), Some(kind.as_str()), "node {i}");
+        let parent_id = parent.map(|p| num(&nodes[p], "node_id"));
+        assert_eq!(
+            r["parent_node_id"]
+                .as_deref()
+                .map(|v| v.parse::<i64>().unwrap()),
+            parent_id,
+            "parent of node {i} ({kind})"
+        );
+        let cost: f64 = text(r, "total_cost").unwrap().parse().unwrap();
+        assert!(
+            (cost - total).abs() < 0.01,
+            "total cost {cost} vs EXPLAIN {total}"
+        );
+        let prow: f64 = text(r, "plan_rows").unwrap().parse().unwrap();
+        assert_eq!(prow, *plan_rows, "plan rows of {kind}");
+    }
+    // The EXPLAIN statement initialised the same plan (EXPLAIN does
+    // ExecutorStart): attributed to that statement, not to the SELECT.
+    let (epid, eseq, ..) = found[1];
+    let explained = rows(&t, Table::PlanNodes)
+        .iter()
+        .filter(|r| num(r, "pid") == epid && num(r, "query_seq") == eseq)
+        .count();
+    assert_eq!(explained, expected.len());
+    check_recorder_stats(&t);
+    let m = Manifest::read(&trace).unwrap();
+    let strategies: Vec<(&str, &str)> = m
+        .probes
+        .iter()
+        .map(|(k, p)| (k.as_str(), p.strategy.as_str()))
+        .collect();
+    for kind in [
+        ("locks", "usdt"),
+        ("net", "tp_btf"),
+        ("plans", "uprobe"),
+        ("queries", "usdt"),
+        ("sched", "tp_btf"),
+    ] {
+        assert!(strategies.contains(&kind), "{kind:?} in {strategies:?}");
+    }
+}
+
+#[test]
+fn lock_wait_and_fast_path_locks() {
+    let Some(bindir) = preflight("lock_wait_and_fast_path_locks") else {
+        return;
+    };
+    let _serial = serial();
+    let pg = PgCluster::start(&bindir);
+    pg.psql("CREATE TABLE lt (id int); INSERT INTO lt VALUES (1)");
+    let oid: i64 = pg
+        .psql("SELECT 'lt'::regclass::oid")
+        .trim()
+        .parse()
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = tmp.path().join("trace");
+    let rec = Recording::start(pg.postmaster_pid(), &trace, &[]);
+
+    // Fast path: a plain read takes AccessShareLock without the shared lock table.
+    let fast = pg.psql(
+        "SELECT /* dbflight-fast */ count(*) FROM lt; \
+         SELECT bool_and(fastpath) FROM pg_locks WHERE relation = 'lt'::regclass AND pid = pg_backend_pid()",
+    );
+    assert_eq!(
+        fast.lines().last(),
+        Some("t"),
+        "the lock was taken by the fast path"
+    );
+
+    let holder = pg.psql_spawn(
+        "BEGIN; LOCK TABLE lt IN ACCESS EXCLUSIVE MODE; SELECT /* dbflight-hold */ pg_sleep(1); COMMIT",
+        false,
+    );
+    pg.wait_until(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE relation = 'lt'::regclass AND mode = 'AccessExclusiveLock' AND granted)",
+    );
+    let waiter = pg.psql_spawn("SELECT /* dbflight-waiter */ count(*) FROM lt", false);
+    let (ok1, _, e1) = finish(holder);
+    let (ok2, out2, e2) = finish(waiter);
+    assert!(ok1 && ok2, "{e1}{e2}");
+    assert_eq!(out2.trim(), "1");
+    let t = rec.stop();
+    let locks = rows(&t, Table::Locks);
+    let on_lt = |r: &&Row| r["relation_oid"].as_deref() == Some(&oid.to_string());
+
+    // Two statements in one message: the count is the first.
+    let (fpid, fseq, ..) = statements(&t, "/* dbflight-fast */")[0];
+    let fast_acquires: Vec<&Row> = locks
+        .iter()
+        .filter(on_lt)
+        .filter(|r| num(r, "pid") == fpid && text(r, "event") == Some("acquire"))
+        .collect();
+    assert_eq!(fast_acquires.len(), 1, "{fast_acquires:?}");
+    let a = fast_acquires[0];
+    assert_eq!(
+        (text(a, "mode"), text(a, "result"), text(a, "lock_type")),
+        (Some("AccessShareLock"), Some("granted"), Some("relation"))
+    );
+    assert_eq!(num(a, "query_seq"), fseq);
+
+    let (hpid, ..) = statements(&t, "LOCK TABLE lt")[0];
+    let (wpid, wseq, ..) = statement(&t, "/* dbflight-waiter */");
+    let of = |pid: i64, event: &str| -> Vec<&Row> {
+        locks
+            .iter()
+            .filter(on_lt)
+            .filter(|r| num(r, "pid") == pid && text(r, "event") == Some(event))
+            .collect()
+    };
+    let (starts, ends) = (of(wpid, "wait_start"), of(wpid, "wait_end"));
+    assert_eq!(
+        (starts.len(), ends.len()),
+        (1, 1),
+        "one wait: {starts:?} {ends:?}"
+    );
+    assert_eq!(num(ends[0], "query_seq"), wseq);
+    let wait_ns = num(ends[0], "wait_ns");
+    let held = of(hpid, "acquire");
+    assert_eq!(
+        held.len(),
+        1,
+        "holder {hpid}: {:?}",
+        locks
+            .iter()
+            .filter(|r| num(r, "pid") == hpid)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(text(held[0], "mode"), Some("AccessExclusiveLock"));
+    let released = locks
+        .iter()
+        .filter(|r| num(r, "pid") == hpid && text(r, "event") == Some("release_all"))
+        .map(|r| num(r, "ts"))
+        .find(|&ts| ts > num(held[0], "ts"))
+        .expect("the holder releases its locks at commit");
+    let hold_ns = released - num(held[0], "ts");
+    assert!(
+        (hold_ns - 1_000_000_000).abs() < 200_000_000,
+        "held about 1 s: {hold_ns} ns"
+    );
+    assert!(
+        (wait_ns - hold_ns).abs() as f64 <= 0.2 * hold_ns as f64,
+        "wait {wait_ns} ns within 20% of the hold {hold_ns} ns"
+    );
+    let granted = of(wpid, "acquire");
+    assert_eq!(granted.len(), 1);
+    assert_eq!(text(granted[0], "result"), Some("granted"));
+    assert!(
+        released <= num(granted[0], "ts"),
+        "the holder's release ({released}) comes before the waiter's grant ({})",
+        num(granted[0], "ts")
+    );
+    assert!(num(starts[0], "ts") < num(ends[0], "ts"));
+    check_recorder_stats(&t);
+}
+
+#[test]
+fn deadlock_matches_the_server_log() {
+    let Some(bindir) = preflight("deadlock_matches_the_server_log") else {
+        return;
+    };
+    let _serial = serial();
+    let pg = PgCluster::start(&bindir);
+    pg.psql("CREATE TABLE dl (id int PRIMARY KEY, v int); INSERT INTO dl VALUES (1, 0), (2, 0)");
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = tmp.path().join("trace");
+    let rec = Recording::start(pg.postmaster_pid(), &trace, &[]);
+    let session = |first: u32, second: u32| {
+        pg.psql_spawn(
+            &format!(
+                "BEGIN; UPDATE dl SET v = v + 1 WHERE id = {first}; SELECT pg_sleep(0.5); \
+                 UPDATE dl SET v = v + 1 WHERE id = {second}; COMMIT"
+            ),
+            false,
+        )
+    };
+    let (s1, s2) = (session(1, 2), session(2, 1));
+    let (r1, r2) = (finish(s1), finish(s2));
+    let t = rec.stop();
+    let failed: Vec<&String> = [&r1, &r2].iter().filter(|r| !r.0).map(|r| &r.2).collect();
+    assert_eq!(
+        failed.len(),
+        1,
+        "exactly one session is the deadlock victim"
+    );
+    assert!(failed[0].contains("deadlock detected"), "{}", failed[0]);
+
+    // The server's account: `[pid] ERROR:  deadlock detected`.
+    let log = pg.server_log();
+    let victim: i64 = log
+        .lines()
+        .find(|l| l.contains("ERROR:  deadlock detected"))
+        .and_then(|l| l.split('[').nth(1)?.split(']').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no deadlock in the server log:\n{log}"));
+    let deadlocks: Vec<Row> = rows(&t, Table::Locks)
+        .into_iter()
+        .filter(|r| text(r, "event") == Some("deadlock"))
+        .collect();
+    assert_eq!(deadlocks.len(), 1, "{deadlocks:?}");
+    assert_eq!(
+        num(&deadlocks[0], "pid"),
+        victim,
+        "the victim the server names"
+    );
+    assert_eq!(text(&deadlocks[0], "lock_type"), Some("transactionid"));
+    // Both sessions' pids appear in the server's DETAIL and in the trace.
+    let mut updaters: Vec<i64> = statements(&t, "UPDATE dl").iter().map(|s| s.0).collect();
+    updaters.dedup();
+    updaters.sort();
+    updaters.dedup();
+    assert_eq!(updaters.len(), 2, "two sessions: {updaters:?}");
+    for pid in updaters {
+        assert!(
+            log.contains(&format!("Process {pid} waits")),
+            "{pid} in:\n{log}"
+        );
+    }
+    check_recorder_stats(&t);
+}
+
+/// Records one ~1 MB result over TCP; returns the send bytes of that
+/// statement and the trace's manifest strategy for net.
+fn one_megabyte(pg: &PgCluster, extra: &[&str]) -> (i64, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = tmp.path().join("trace");
+    let rec = Recording::start(pg.postmaster_pid(), &trace, extra);
+    let (ok, out, err) = finish(pg.psql_spawn(
+        "SELECT /* dbflight-1mb */ repeat('x', 1000) FROM generate_series(1, 1000)",
+        true,
+    ));
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 1000);
+    let t = rec.stop();
+    let (pid, seq, ..) = statement(&t, "/* dbflight-1mb */");
+    let sends: Vec<Row> = rows(&t, Table::Net)
+        .into_iter()
+        .filter(|r| num(r, "pid") == pid && text(r, "direction") == Some("send"))
+        .filter(|r| r["query_seq"].as_deref() == Some(&seq.to_string()))
+        .collect();
+    assert!(!sends.is_empty());
+    for r in &sends {
+        assert_eq!(text(r, "family"), Some("inet"));
+        assert_eq!(num(r, "local_port"), pg.port as i64);
+        assert_eq!(text(r, "remote_addr"), Some("127.0.0.1"));
+    }
+    check_recorder_stats(&t);
+    let m = Manifest::read(&trace).unwrap();
+    (
+        sends.iter().map(|r| num(r, "bytes")).sum(),
+        m.probes["net"].strategy.clone(),
+    )
+}
+
+#[test]
+fn network_bytes_of_a_megabyte_result_with_each_strategy() {
+    let Some(bindir) = preflight("network_bytes_of_a_megabyte_result") else {
+        return;
+    };
+    let _serial = serial();
+    let pg = PgCluster::start(&bindir);
+    const RESULT: i64 = 1000 * 1000;
+    let (bytes, strategy) = one_megabyte(&pg, &[]);
+    assert_eq!(strategy, "tp_btf");
+    assert!(
+        (RESULT..=2 * RESULT).contains(&bytes),
+        "send bytes {bytes} between the result size and twice it"
+    );
+    let (fallback, strategy) = one_megabyte(&pg, &["--strategy", "net=syscalls"]);
+    assert_eq!(strategy, "syscalls");
+    assert!(
+        (fallback - bytes).abs() as f64 <= 0.05 * bytes as f64,
+        "syscalls {fallback} vs tp_btf {bytes}: within 5%"
+    );
+    // fexit and kprobes are refused on this kernel: forcing one is a clear error.
+    for forced in ["fexit", "kprobe"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_dbflight-record"))
+            .args(["--postgres", &pg.postmaster_pid().to_string(), "--quiet"])
+            .args(["--strategy", &format!("net={forced}"), "--duration", "1s"])
+            .arg("-o")
+            .arg(tmp.path().join("t"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            // A kernel that has them: then the bytes must agree too.
+            eprintln!("note: net={forced} works on this kernel");
+            continue;
+        }
+        assert!(
+            err.contains("cannot record net") && err.contains(forced),
+            "{forced}: {err}"
+        );
+        assert!(!tmp.path().join("t").exists(), "no trace left behind");
+    }
+}
+
+#[test]
+fn off_cpu_time_of_a_sleep() {
+    let Some(bindir) = preflight("off_cpu_time_of_a_sleep") else {
+        return;
+    };
+    let _serial = serial();
+    let pg = PgCluster::start(&bindir);
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = tmp.path().join("trace");
+    let rec = Recording::start(pg.postmaster_pid(), &trace, &[]);
+    pg.psql("SELECT /* dbflight-sleep */ pg_sleep(0.5)");
+    std::thread::sleep(Duration::from_millis(100));
+    let t = rec.stop();
+    let (pid, _, start, end) = statement(&t, "/* dbflight-sleep */");
+    let off: i64 = rows(&t, Table::Sched)
+        .iter()
+        .filter(|r| num(r, "pid") == pid && (start..end).contains(&num(r, "ts")))
+        .map(|r| num(r, "off_cpu_ns"))
+        .sum();
+    assert!(off >= 450_000_000, "off CPU {off} ns during pg_sleep(0.5)");
+    assert!(off <= end - start, "off-CPU time fits in the statement");
+    let states: Vec<String> = rows(&t, Table::Sched)
+        .iter()
+        .filter(|r| num(r, "pid") == pid)
+        .filter_map(|r| r["state"].clone())
+        .collect();
+    assert!(
+        states.iter().any(|s| s == "S"),
+        "pg_sleep sleeps: {states:?}"
+    );
+    check_recorder_stats(&t);
+}
