@@ -59,13 +59,21 @@ static __always_inline int query_start(struct pt_regs *ctx, const struct probe_s
 
 		if (usdt_arg(ctx, spec, 1, &start) == 0)
 			ev->aux = start;
-	} else if (spec->protocol == PROTO_FROM_PG_DEST) {
-		__s64 dest = 0;
+	} else {
+		__s64 received = 0;
 
-		usdt_arg(ctx, spec, 1, &dest);
-		ev->protocol = dest == PG_DEST_REMOTE_EXECUTE ? PROTO_EXTENDED
-			     : (dest == PG_DEST_REMOTE || dest == PG_DEST_REMOTE_SIMPLE) ? PROTO_SIMPLE
-			     : PROTO_UNKNOWN;
+		if (spec->protocol == PROTO_FROM_PG_DEST) {
+			__s64 dest = 0;
+
+			usdt_arg(ctx, spec, 1, &dest);
+			ev->protocol = dest == PG_DEST_REMOTE_EXECUTE ? PROTO_EXTENDED
+				     : (dest == PG_DEST_REMOTE || dest == PG_DEST_REMOTE_SIMPLE) ? PROTO_SIMPLE
+				     : PROTO_UNKNOWN;
+		}
+		/* When the server began on the message (before parsing and
+		 * planning, which execution start does not include). */
+		if (usdt_arg(ctx, spec, 2, &received) == 0)
+			ev->aux = received;
 	}
 	ev->truncated = 0;
 	ev->text_len = 0;

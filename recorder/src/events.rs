@@ -235,6 +235,9 @@ pub enum Event {
         pid: u32,
         tid: u32,
         protocol: u8,
+        /// When the server says it began on the statement's message
+        /// (PostgreSQL us since 2000-01-01), 0 if not known.
+        server_start: u64,
         truncated: bool,
         text: Vec<u8>,
     },
@@ -401,6 +404,7 @@ pub fn decode(buf: &[u8]) -> Option<Event> {
                     pid,
                     tid,
                     protocol: q.protocol,
+                    server_start,
                     truncated,
                     text,
                 }
@@ -534,6 +538,7 @@ mod tests {
                 pid: 7,
                 tid: 7,
                 protocol: 1,
+                server_start: 0,
                 truncated: true,
                 text: b"SELECT 1".to_vec()
             })

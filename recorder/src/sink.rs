@@ -131,14 +131,21 @@ impl Sink {
                 pid,
                 tid,
                 protocol,
+                server_start,
                 truncated,
                 text,
             } => {
                 let text = self.statement_text(&text, truncated);
-                if let Some(prev) =
-                    self.assembler
-                        .start(pid, tid, ts, protocol_name(protocol), text, truncated)
-                {
+                let received = self.clock.mono_from_pg(server_start);
+                if let Some(prev) = self.assembler.start(
+                    pid,
+                    tid,
+                    ts,
+                    received,
+                    protocol_name(protocol),
+                    text,
+                    truncated,
+                ) {
                     self.push(prev);
                 }
             }
@@ -537,6 +544,7 @@ mod tests {
             pid,
             tid: pid,
             protocol: 0,
+            server_start: 0,
             truncated: false,
             text: text.as_bytes().to_vec(),
         }

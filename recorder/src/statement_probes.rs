@@ -18,7 +18,7 @@ use crate::elf::ElfInfo;
 use crate::events::{
     EV_ERROR_REPORT, EV_QUERY_COMPLETE, EV_QUERY_DONE, EV_QUERY_START, EV_TXN_ABORT,
     PROTO_EXTENDED, PROTO_FROM_PG_DEST, PROTO_MYSQL, PROTO_SIMPLE, PROTO_UNKNOWN,
-    USDT_ARG_ABS_DEREF_FIELD,
+    USDT_ARG_ABS_DEREF_FIELD, UsdtArgSpec,
 };
 use crate::probe_plan::{
     PlannedProbe, ProbePlan, arg_spec, global_arg, probe_spec, uprobe_at, usdt_sites,
@@ -54,8 +54,8 @@ pub fn plan(
 ) -> Result<StatementPlan> {
     crate::probe_plan::first_strategy_of("queries", &STRATEGIES, &["light"], only, |strategy| {
         match strategy {
-            "usdt" => plan_usdt(elf, load_base),
-            "uprobe" => plan_uprobe(elf, load_base),
+            "usdt" => plan_usdt(elf, load_base, pg_major),
+            "uprobe" => plan_uprobe(elf, load_base, pg_major),
             _ => plan_light(elf, load_base, pg_major),
         }
     })
@@ -70,7 +70,11 @@ pub fn plan(
 /// execution starts. Its text is `debug_query_string`; its protocol is
 /// `dest->mydest` (the 5th argument, %r8 at entry; `mydest` follows four
 /// function pointers in `DestReceiver`, unchanged since PostgreSQL 10).
-fn portal_run_start(elf: &ElfInfo, load_base: u64) -> Result<PlannedProbe, String> {
+fn portal_run_start(
+    elf: &ElfInfo,
+    load_base: u64,
+    pg_major: Option<u32>,
+) -> Result<PlannedProbe, String> {
     let text =
         global_arg(elf, load_base, "debug_query_string").ok_or("no debug_query_string symbol")?;
     let r8 = x86_64_reg_off("r8").ok_or("no x86-64 register r8")?;
@@ -86,8 +90,32 @@ fn portal_run_start(elf: &ElfInfo, load_base: u64) -> Result<PlannedProbe, Strin
         elf,
         "PortalRun",
         false,
-        probe_spec(EV_QUERY_START, PROTO_FROM_PG_DEST, &[text, arg_spec(&dest)]),
+        probe_spec(
+            EV_QUERY_START,
+            PROTO_FROM_PG_DEST,
+            &[
+                [text, arg_spec(&dest)].as_slice(),
+                activity_start(elf, load_base, pg_major).as_slice(),
+            ]
+            .concat(),
+        ),
     )
+}
+
+/// `MyBEEntry->st_activity_start_timestamp`: when the backend began on the
+/// current message (us, wall clock; set with track_activities, on by
+/// default). `PgBackendStatus` starts with st_changecount, st_procpid,
+/// st_backendType (ints), then st_proc_start, st_xact_start,
+/// st_activity_start_timestamp: offset 32 since PostgreSQL 10.
+fn activity_start(elf: &ElfInfo, load_base: u64, pg_major: Option<u32>) -> Option<UsdtArgSpec> {
+    const ST_ACTIVITY_START: i16 = 32;
+    if !matches!(pg_major, Some(10..=17)) {
+        return None;
+    }
+    let mut start = global_arg(elf, load_base, "MyBEEntry")?;
+    start.arg_type = USDT_ARG_ABS_DEREF_FIELD;
+    start.reg_off = ST_ACTIVITY_START;
+    Some(start)
 }
 
 /// `EmitErrorReport` entry: the server reports an error (or a notice). Rare;
@@ -108,7 +136,11 @@ fn error_report(elf: &ElfInfo, load_base: u64) -> Result<PlannedProbe, String> {
 /// hit, which the USDT start probe cannot give) and USDT
 /// `query__execute__done`. `transaction__abort` fires only on errors and
 /// rollbacks.
-fn plan_usdt(elf: &ElfInfo, load_base: u64) -> Result<(String, Vec<PlannedProbe>), String> {
+fn plan_usdt(
+    elf: &ElfInfo,
+    load_base: u64,
+    pg_major: Option<u32>,
+) -> Result<(String, Vec<PlannedProbe>), String> {
     let notes = elf
         .usdt_probes()
         .map_err(|e| format!("cannot read USDT notes: {e}"))?;
@@ -118,7 +150,7 @@ fn plan_usdt(elf: &ElfInfo, load_base: u64) -> Result<(String, Vec<PlannedProbe>
                 .into(),
         );
     }
-    let mut probes = vec![portal_run_start(elf, load_base)?];
+    let mut probes = vec![portal_run_start(elf, load_base, pg_major)?];
     let mut detail = String::from("PortalRun entry (uprobe)");
     for (name, event) in [
         ("query__execute__done", EV_QUERY_DONE),
@@ -143,10 +175,6 @@ fn plan_light(
     load_base: u64,
     pg_major: Option<u32>,
 ) -> Result<(String, Vec<PlannedProbe>), String> {
-    // PgBackendStatus: st_changecount, st_procpid, st_backendType (ints),
-    // then st_proc_start, st_xact_start, st_activity_start (8-byte
-    // timestamps): offset 32 since st_backendType came in PostgreSQL 10.
-    const ST_ACTIVITY_START: i16 = 32;
     match pg_major {
         Some(10..=17) => {}
         Some(v) => {
@@ -162,11 +190,9 @@ fn plan_light(
     }
     let text =
         global_arg(elf, load_base, "debug_query_string").ok_or("no debug_query_string symbol")?;
-    let mut start = global_arg(elf, load_base, "MyBEEntry").ok_or("no MyBEEntry symbol")?;
-    start.arg_type = USDT_ARG_ABS_DEREF_FIELD;
-    start.reg_off = ST_ACTIVITY_START;
+    let start = activity_start(elf, load_base, pg_major).ok_or("no MyBEEntry symbol")?;
     let outer = global_arg(elf, load_base, "ActivePortal").ok_or("no ActivePortal symbol")?;
-    let (detail, usdt) = plan_usdt(elf, load_base)?;
+    let (detail, usdt) = plan_usdt(elf, load_base, pg_major)?;
     let mut probes = Vec::new();
     for mut p in usdt {
         if p.spec.event == EV_QUERY_START as u32 {
@@ -186,11 +212,15 @@ fn plan_light(
     ))
 }
 
-fn plan_uprobe(elf: &ElfInfo, load_base: u64) -> Result<(String, Vec<PlannedProbe>), String> {
+fn plan_uprobe(
+    elf: &ElfInfo,
+    load_base: u64,
+    pg_major: Option<u32>,
+) -> Result<(String, Vec<PlannedProbe>), String> {
     Ok((
         "PortalRun entry and return, AbortCurrentTransaction, EmitErrorReport (uprobes)".into(),
         vec![
-            portal_run_start(elf, load_base)?,
+            portal_run_start(elf, load_base, pg_major)?,
             uprobe_at(
                 elf,
                 "PortalRun",
@@ -258,7 +288,7 @@ mod tests {
         let sym = elf.symbol("debug_query_string").unwrap();
         assert_eq!(
             (start.spec.event, start.spec.protocol, start.spec.nargs),
-            (EV_QUERY_START as u32, PROTO_FROM_PG_DEST, 2)
+            (EV_QUERY_START as u32, PROTO_FROM_PG_DEST, 3)
         );
         assert_eq!(start.spec.args[0].arg_type, USDT_ARG_ABS_DEREF);
         assert_eq!(start.spec.args[0].val_off, 0x5555_0000_0000 + sym.vaddr);
@@ -267,6 +297,13 @@ mod tests {
         assert_eq!(
             (dest.arg_type, dest.reg_off, dest.val_off, dest.arg_bitshift),
             (USDT_ARG_REG_DEREF, 72, 32, 32)
+        );
+        // MyBEEntry->st_activity_start_timestamp: when the server began on it.
+        let received = start.spec.args[2];
+        let be = elf.symbol("MyBEEntry").unwrap();
+        assert_eq!(
+            (received.arg_type, received.val_off, received.reg_off),
+            (USDT_ARG_ABS_DEREF_FIELD, 0x5555_0000_0000 + be.vaddr, 32)
         );
         let portal_run = elf.symbol("PortalRun").unwrap().vaddr;
         assert_eq!(

@@ -81,6 +81,8 @@ pub struct Assembler {
     reports: HashMap<u32, Report>,
     /// (server start, end) of the last complete statement per pid.
     last_complete: HashMap<u32, (u64, u64)>,
+    /// When the last statement of each pid ended.
+    last_end: HashMap<u32, u64>,
 }
 
 #[derive(Debug)]
@@ -92,13 +94,17 @@ struct Report {
 }
 
 impl Assembler {
-    /// A statement's execution began. Returns the previous statement of that
+    /// A statement's execution began at `ts`; the server began on its
+    /// message at `received` (before parsing, planning and the lock waits
+    /// they may have), if it says. Returns the previous statement of that
     /// pid if it failed.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         &mut self,
         pid: u32,
         tid: u32,
         ts: u64,
+        received: Option<u64>,
         protocol: &'static str,
         text: String,
         truncated: bool,
@@ -111,10 +117,14 @@ impl Assembler {
         }
         let prev = self.close_unfinished(pid);
         self.reports.remove(&pid);
+        // Statements of one multi-statement message share its receipt
+        // time: a later one starts where the one before it ended.
+        let floor = self.last_end.get(&pid).copied().unwrap_or(0);
+        let start_ts = received.map_or(ts, |r| r.clamp(floor.min(ts), ts));
         let stmt = Statement {
             pid,
             tid,
-            start_ts: ts,
+            start_ts,
             end_ts: None,
             query_seq: self.next_seq(pid),
             text,
@@ -144,6 +154,7 @@ impl Assembler {
         let mut open = self.open.remove(&pid)?;
         open.stmt.end_ts = Some(ts);
         open.stmt.status = Status::Ok;
+        self.last_end.insert(pid, ts);
         Some(open.stmt)
     }
 
@@ -244,6 +255,7 @@ impl Assembler {
         self.last_seq.remove(&pid);
         self.reports.remove(&pid);
         self.last_complete.remove(&pid);
+        self.last_end.remove(&pid);
         self.close_unfinished(pid)
     }
 
@@ -285,6 +297,7 @@ impl Assembler {
         if let Some(abort) = open.abort_ts {
             open.stmt.end_ts = Some(abort);
             open.stmt.status = Status::Error;
+            self.last_end.insert(pid, abort);
         }
         Some(open.stmt)
     }
@@ -308,7 +321,22 @@ mod tests {
     use super::*;
 
     fn start(a: &mut Assembler, pid: u32, ts: u64, text: &str) -> Option<Statement> {
-        a.start(pid, pid, ts, "simple", text.into(), false)
+        a.start(pid, pid, ts, None, "simple", text.into(), false)
+    }
+
+    #[test]
+    fn start_includes_parse_and_plan_from_the_servers_receipt_time() {
+        let mut a = Assembler::default();
+        a.start(1, 1, 100, Some(40), "simple", "SELECT 1".into(), false);
+        let s = a.done(1, 150).unwrap();
+        assert_eq!(s.start_ts, 40, "the server began at 40, executed at 100");
+        // A second statement of the same message: received at 40 too, so it
+        // starts where the first ended.
+        a.start(1, 1, 170, Some(40), "simple", "SELECT 2".into(), false);
+        assert_eq!(a.done(1, 180).unwrap().start_ts, 150);
+        // A receipt time after the execution start (clock skew) is ignored.
+        a.start(1, 1, 200, Some(260), "simple", "SELECT 3".into(), false);
+        assert_eq!(a.done(1, 300).unwrap().start_ts, 200);
     }
 
     #[test]

@@ -186,6 +186,11 @@ fn plan_nodes_of_a_join_match_explain() {
     ] {
         assert!(strategies.contains(&kind), "{kind:?} in {strategies:?}");
     }
+    assert!(
+        !m.probes.contains_key("lwlocks"),
+        "LWLocks are off by default"
+    );
+    assert!(rows(&t, Table::Lwlocks).is_empty());
 }
 
 #[test]
@@ -248,7 +253,7 @@ fn lock_wait_and_fast_path_locks() {
     assert_eq!(num(a, "query_seq"), fseq);
 
     let (hpid, ..) = statements(&t, "LOCK TABLE lt")[0];
-    let (wpid, wseq, ..) = statement(&t, "/* dbflight-waiter */");
+    let (wpid, wseq, wstart, wend) = statement(&t, "/* dbflight-waiter */");
     let of = |pid: i64, event: &str| -> Vec<&Row> {
         locks
             .iter()
@@ -264,6 +269,13 @@ fn lock_wait_and_fast_path_locks() {
     );
     assert_eq!(num(ends[0], "query_seq"), wseq);
     let wait_ns = num(ends[0], "wait_ns");
+    // The wait happened while the statement was parsed (the parser locks
+    // the table it reads): its duration counts from the server's receipt.
+    assert!(
+        wend - wstart >= wait_ns,
+        "waiter took {} ns, of which {wait_ns} ns waiting",
+        wend - wstart
+    );
     let held = of(hpid, "acquire");
     assert_eq!(
         held.len(),
@@ -474,4 +486,56 @@ fn off_cpu_time_of_a_sleep() {
         "pg_sleep sleeps: {states:?}"
     );
     check_recorder_stats(&t);
+}
+
+#[test]
+fn lwlocks_on_request_with_tranche_names() {
+    let Some(bindir) = preflight("lwlocks_on_request_with_tranche_names") else {
+        return;
+    };
+    let _serial = serial();
+    let pg = PgCluster::start(&bindir);
+    pg.pgbench(&["-i", "-q", "-s", "1"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = tmp.path().join("trace");
+    let rec = Recording::start(
+        pg.postmaster_pid(),
+        &trace,
+        &["--events", "queries,lwlocks"],
+    );
+    pg.pgbench(&["-n", "-t", "100", "-c", "2"]);
+    let t = rec.stop();
+    let m = Manifest::read(&trace).unwrap();
+    assert_eq!(m.probes["lwlocks"].strategy, "usdt");
+    assert!(!m.probes.contains_key("locks"), "only what was asked");
+    let lw = rows(&t, Table::Lwlocks);
+    let count = |event: &str| {
+        lw.iter()
+            .filter(|r| text(r, "event") == Some(event))
+            .count()
+    };
+    assert!(count("acquire") > 1000, "{} acquires", count("acquire"));
+    // Every acquire is released (a few may straddle the recording's ends).
+    let (acq, rel) = (count("acquire") as i64, count("release") as i64);
+    assert!(
+        (acq - rel).abs() < acq / 100 + 10,
+        "{acq} acquires, {rel} releases"
+    );
+    let tranches: std::collections::BTreeSet<&str> =
+        lw.iter().filter_map(|r| text(r, "tranche")).collect();
+    for name in ["BufferContent", "WALInsert", "LockManager"] {
+        assert!(tranches.contains(name), "{name} in {tranches:?}");
+    }
+    for r in lw.iter().filter(|r| text(r, "event") == Some("acquire")) {
+        assert!(
+            matches!(text(r, "mode"), Some("exclusive" | "shared")),
+            "{r:?}"
+        );
+    }
+    for r in lw.iter().filter(|r| text(r, "event") == Some("wait_end")) {
+        assert!(num(r, "wait_ns") >= 0, "{r:?}");
+    }
+    let stats = rows(&t, Table::RecorderStats);
+    let written: i64 = stats.iter().map(|r| num(r, "lwlocks_written")).sum();
+    assert_eq!(written as usize, lw.len());
 }
