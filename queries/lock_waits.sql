@@ -26,6 +26,16 @@ WITH lock_rows AS (
         wait_ns
     FROM locks
 ),
+-- Each row with its session's next release_all and deadlock report at or
+-- after it (windows per pid: a sort, not a join of every row with every other).
+ahead AS (
+    SELECT
+        *,
+        min(CASE WHEN event = 'release_all' THEN t END) OVER following AS release_all_t,
+        min(CASE WHEN event = 'deadlock' THEN t END) OVER following AS deadlock_t
+    FROM lock_rows
+    WINDOW following AS (PARTITION BY pid ORDER BY t RANGE BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING)
+),
 trace_end AS (
     SELECT greatest(
         coalesce((SELECT max(CAST(end_ts AS BIGINT)) FROM recorder_stats), 0),
@@ -38,44 +48,47 @@ ended AS (
     FROM lock_rows
     WHERE event = 'wait_end'
 ),
--- wait_starts that no wait_end of the same thread covers, with the first
--- release_all and deadlock report of their session after them.
+-- wait_starts that no wait_end of the same thread covers: the session gave
+-- up (its release_all ends the wait) or was still waiting at the end.
 unended AS (
     SELECT s.pid, s.tid, s.query_seq, s.lock_type, s.mode, s.object, s.t AS start_t,
-           min(x.t) FILTER (WHERE x.event = 'release_all') AS release_t,
-           min(x.t) FILTER (WHERE x.event = 'deadlock') AS deadlock_t
-    FROM lock_rows s
-    LEFT JOIN lock_rows x
-        ON x.pid = s.pid AND x.t >= s.t AND x.event IN ('release_all', 'deadlock')
+           s.release_all_t, s.deadlock_t
+    FROM ahead s
     WHERE s.event = 'wait_start'
       AND NOT EXISTS (
           SELECT 1 FROM ended e
           WHERE e.tid = s.tid AND e.start_t <= s.t AND e.end_t >= s.t
       )
-    GROUP BY s.pid, s.tid, s.query_seq, s.lock_type, s.mode, s.object, s.t
 ),
 waits AS (
     SELECT pid, tid, query_seq, lock_type, mode, object, start_t, end_t, outcome FROM ended
     UNION ALL
     SELECT pid, tid, query_seq, lock_type, mode, object, start_t,
-           coalesce(release_t, (SELECT t FROM trace_end)) AS end_t,
+           coalesce(release_all_t, (SELECT t FROM trace_end)) AS end_t,
            CASE
-               WHEN deadlock_t IS NOT NULL AND (release_t IS NULL OR deadlock_t <= release_t)
+               WHEN deadlock_t IS NOT NULL AND (release_all_t IS NULL OR deadlock_t <= release_all_t)
                    THEN 'deadlock victim'
-               WHEN release_t IS NOT NULL THEN 'cancelled'
+               WHEN release_all_t IS NOT NULL THEN 'cancelled'
                ELSE 'still waiting'
            END AS outcome
     FROM unended
 ),
--- Every granted lock with the first release of it (or of all the session's locks) after.
+-- Every granted lock on an object someone waited for, until the first
+-- release of it (same object and mode) or of all its session's locks.
 holds AS (
-    SELECT a.pid, a.query_seq, a.mode, a.object, a.t AS acquired_t, min(r.t) AS released_t
-    FROM lock_rows a
-    LEFT JOIN lock_rows r
-        ON r.pid = a.pid AND r.t >= a.t
-       AND (r.event = 'release_all' OR (r.event = 'release' AND r.object = a.object AND r.mode = a.mode))
-    WHERE a.event = 'acquire' AND a.result IS DISTINCT FROM 'not_available'
-    GROUP BY a.pid, a.query_seq, a.mode, a.object, a.t
+    SELECT pid, query_seq, mode, object, acquired_t,
+           least(release_t, release_all_t) AS released_t, event, result
+    FROM (
+        SELECT
+            pid, query_seq, mode, object, t AS acquired_t, release_all_t, event, result,
+            min(CASE WHEN event = 'release' THEN t END) OVER (
+                PARTITION BY pid, object, mode ORDER BY t
+                RANGE BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING
+            ) AS release_t
+        FROM ahead
+        WHERE object IN (SELECT object FROM waits)
+    )
+    WHERE event = 'acquire' AND result IS DISTINCT FROM 'not_available'
 ),
 blocked AS (
     SELECT w.*, h.pid AS holder_pid, h.query_seq AS holder_seq, h.mode AS held_mode,

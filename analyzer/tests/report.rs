@@ -221,9 +221,9 @@ fn timeline_is_in_time_order_and_filters_by_pid_and_time() {
     };
     let all = run(&dir, "timeline", &["--full"]);
     let events = parse(&all);
-    // 13 statements, 10 plan nodes, 16 lock rows, 5 net, 5 sched, 6 processes + 1 exit.
-    assert_eq!(events.len(), 56, "{all}");
-    assert!(all.ends_with("(56 events)\n"), "{all}");
+    // 13 statements, 10 plan nodes, 16 lock rows, 5 net, 6 sched, 6 processes + 1 exit.
+    assert_eq!(events.len(), 57, "{all}");
+    assert!(all.ends_with("(57 events)\n"), "{all}");
     assert!(
         events.windows(2).all(|w| w[0].0 <= w[1].0),
         "time order:\n{all}"
@@ -311,19 +311,20 @@ fn on_and_off_cpu_and_bytes_add_up_per_fingerprint() {
     let fp = "SELECT a.id, sum(b.x) FROM a JOIN b ON b.a_id = a.id WHERE a.id > $1 GROUP BY a.id";
     let cpu = json(&dir, "cpu_per_statement");
     let join = cpu.iter().find(|r| r["fingerprint"] == fp).unwrap();
-    // 100 ms with 30 (D) + 10 (S) off; 50 ms with 5 (R) off; rows at or after end_ts are outside.
+    // 100 ms with 2 (S, at its start) + 30 (D) + 10 (S) off; 50 ms with 5 (R)
+    // off; rows at or after end_ts are outside.
     assert_eq!(join["calls"], 2);
     assert_eq!(join["total_ms"], 150.0);
-    assert_eq!(join["off_cpu_ms"], 45.0);
-    assert_eq!(join["on_cpu_ms"], 105.0);
-    assert_eq!(join["off_cpu_pct"], 30.0);
+    assert_eq!(join["off_cpu_ms"], 47.0);
+    assert_eq!(join["on_cpu_ms"], 103.0);
+    assert_eq!(join["off_cpu_pct"], 31.3);
     assert_eq!(
         (
             join["disk_ms"].clone(),
             join["sleep_ms"].clone(),
             join["preempted_ms"].clone()
         ),
-        (30.0.into(), 10.0.into(), 5.0.into())
+        (30.0.into(), 12.0.into(), 5.0.into())
     );
     let others: f64 = cpu
         .iter()
@@ -353,7 +354,7 @@ fn on_and_off_cpu_and_bytes_add_up_per_fingerprint() {
         .unwrap_or_else(|| panic!("{report}"));
     assert_eq!(
         &cells[1..6],
-        ["2", "150.0", "105.0", "45.0", "30.0"],
+        ["2", "150.0", "103.0", "47.0", "31.3"],
         "{report}"
     );
 }

@@ -13,9 +13,10 @@
 //!   C then waits for 16391 (2020 ms) and D for 16390 (2030 ms); D's
 //!   deadlock check fires at 3030 ms, D aborts (release_all at 3031 ms) and
 //!   C gets its lock after waiting 1011 ms.
-//! - Pid [`E`] runs the same join twice: 100 ms at 5000 ms with 40 ms off
-//!   CPU (two sched rows) and 50 ms at 6000 ms with 5 ms off CPU; a sched
-//!   row after each statement is outside it. Plan nodes: Aggregate <- Hash
+//! - Pid [`E`] runs the same join twice: 100 ms at 5000 ms with 42 ms off
+//!   CPU (three sched rows, one at its first instant) and 50 ms at 6000 ms
+//!   with 5 ms off CPU; a sched row after each statement (one at its very
+//!   end) is outside it. Plan nodes: Aggregate <- Hash
 //!   Join <- (Seq Scan a, Hash <- Seq Scan b). Net: 120 + 130 bytes in,
 //!   4000 + 2000 bytes out.
 
@@ -419,7 +420,9 @@ fn net_batch() -> RecordBatch {
 }
 
 /// Sched rows of E: (ms when it left the CPU, off-CPU ms, state).
-pub const SCHED: [(f64, f64, &str); 5] = [
+pub const SCHED: [(f64, f64, &str); 6] = [
+    // Left the CPU at the very instant the statement began: it counts.
+    (5000.0, 2.0, "S"),
     (5010.0, 30.0, "D"),
     (5050.0, 10.0, "S"),
     (5200.0, 7.0, "S"),
