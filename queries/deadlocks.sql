@@ -29,14 +29,31 @@ waiting AS (
     FROM found f
     LEFT JOIN lock_rows w ON w.pid = f.pid AND w.t = f.wait_t AND w.event = 'wait_start'
 ),
+-- Locks on the objects waited for, held until their session's first
+-- release of them or release_all after (windows per pid, not a range join).
 holds AS (
-    SELECT a.pid, a.mode, a.object, a.t AS acquired_t, min(r.t) AS released_t
-    FROM lock_rows a
-    LEFT JOIN lock_rows r
-        ON r.pid = a.pid AND r.t >= a.t
-       AND (r.event = 'release_all' OR (r.event = 'release' AND r.object = a.object AND r.mode = a.mode))
-    WHERE a.event = 'acquire' AND a.result IS DISTINCT FROM 'not_available'
-    GROUP BY a.pid, a.mode, a.object, a.t
+    SELECT pid, mode, object, acquired_t, least(release_t, release_all_t) AS released_t,
+           event, result
+    FROM (
+        SELECT
+            pid, mode, object, t AS acquired_t, event, result,
+            min(CASE WHEN event = 'release' THEN t END) OVER (
+                PARTITION BY pid, object, mode ORDER BY t
+                RANGE BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING
+            ) AS release_t,
+            release_all_t
+        FROM (
+            SELECT
+                *,
+                min(CASE WHEN event = 'release_all' THEN t END) OVER (
+                    PARTITION BY pid ORDER BY t
+                    RANGE BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING
+                ) AS release_all_t
+            FROM lock_rows
+        )
+        WHERE object IN (SELECT object FROM waiting)
+    )
+    WHERE event = 'acquire' AND result IS DISTINCT FROM 'not_available'
 ),
 holders AS (
     SELECT w.t, w.pid,
