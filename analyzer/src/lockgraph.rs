@@ -348,6 +348,15 @@ impl LockGraph {
         }
     }
 
+    /// `pid 1 (alice) -> pid 2 (bob) -> pid 1 (alice)  (closed TIME)`.
+    pub fn describe(&self, cycle: &Cycle) -> String {
+        let mut names: Vec<String> = cycle.pids.iter().map(|p| self.session_name(*p)).collect();
+        if let Some(first) = names.first().cloned() {
+            names.push(first);
+        }
+        format!("{}  (closed {})", names.join(" -> "), fmt_utc(cycle.at_ns))
+    }
+
     /// The text listing of `dbflight locks`.
     pub fn write_text(&self, out: &mut impl Write) -> Result<()> {
         if self.is_empty() {
@@ -428,16 +437,7 @@ impl LockGraph {
             writeln!(out, "  none")?;
         }
         for c in &self.cycles {
-            let mut names: Vec<String> = c.pids.iter().map(|p| self.session_name(*p)).collect();
-            if let Some(first) = names.first().cloned() {
-                names.push(first);
-            }
-            writeln!(
-                out,
-                "  cycle: {}  (closed {})",
-                names.join(" -> "),
-                fmt_utc(c.at_ns)
-            )?;
+            writeln!(out, "  cycle: {}", self.describe(c))?;
         }
         for r in &self.reports {
             let mut line = format!(

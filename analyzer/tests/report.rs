@@ -146,12 +146,48 @@ fn deadlocks_are_listed_and_drawn_as_a_cycle() {
         text.contains("  reported by pid 302 (dave) at 2025-11-22 02:29:03.030 UTC waiting for relation 16390 (db 5) held by pid 301"),
         "{text}"
     );
+    let report = run(&dir, "report", &[]);
+    assert!(
+        report.contains(
+            "Sessions waiting for each other at the same time (dbflight locks):\n  \
+             pid 301 (carol) -> pid 302 (dave) -> pid 301 (carol)  (closed 2025-11-22 02:29:02.030 UTC)\n"
+        ),
+        "{report}"
+    );
     // The wait that is not part of the deadlock is not marked.
     let bob = text
         .lines()
         .find(|l| l.starts_with("  pid 202 (bob) ->"))
         .unwrap();
     assert!(!bob.contains("deadlock"), "{bob}");
+}
+
+#[test]
+fn a_cycle_is_shown_even_when_no_deadlock_was_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("unreported");
+    write_story_keeping(&dir, |l| l.event != "deadlock");
+    assert!(json(&dir, "deadlocks").is_empty());
+    let report = run(&dir, "report", &[]);
+    let lines = section(&report, "Deadlocks");
+    assert_eq!(
+        lines,
+        [
+            "PostgreSQL reported no deadlock, but sessions waited for each other at the same time (dbflight locks):",
+            "  pid 301 (carol) -> pid 302 (dave) -> pid 301 (carol)  (closed 2025-11-22 02:29:02.030 UTC)"
+        ],
+        "{report}"
+    );
+    // Without the report, D's wait ends at its release_all as cancelled.
+    let waits = json(&dir, "lock_waits");
+    let d = waits.iter().find(|r| r["waiter_pid"] == D).unwrap();
+    assert_eq!(d["outcome"], "cancelled");
+    let text = run(&dir, "locks", &[]);
+    assert!(
+        text.contains("  cycle: pid 301 (carol) -> pid 302 (dave) -> pid 301 (carol)"),
+        "{text}"
+    );
+    assert!(!text.contains("reported"), "{text}");
 }
 
 #[test]

@@ -6,7 +6,10 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::{Grid, LockPicture, Report, Section, charts, clip, is_text_column};
+use super::{
+    CYCLES_HEADING, CYCLES_UNREPORTED, Grid, LockPicture, Report, Section, charts, clip,
+    is_text_column,
+};
 
 /// Longest statement text in a cell; the whole text is in its tooltip.
 const TEXT_WIDTH: usize = 120;
@@ -64,10 +67,27 @@ pub fn write(out: &mut impl Write, report: &Report, locks: Option<&LockPicture>)
             "<div class=\"src\">dbflight sql TRACE -f queries/{}.sql</div>",
             section.def.id
         )?;
-        if section.is_empty() {
-            writeln!(out, "<p class=\"empty\">{}</p>", escape(section.def.empty))?;
+        let cycles = if section.def.id == "deadlocks" {
+            report.cycles()
         } else {
+            Vec::new()
+        };
+        if section.is_empty() && cycles.is_empty() {
+            writeln!(out, "<p class=\"empty\">{}</p>", escape(section.def.empty))?;
+        } else if !section.is_empty() {
             body(out, section)?;
+        }
+        if !cycles.is_empty() {
+            let heading = if section.is_empty() {
+                CYCLES_UNREPORTED
+            } else {
+                CYCLES_HEADING
+            };
+            writeln!(out, "<p>{}</p><ul>", escape(heading))?;
+            for c in cycles {
+                writeln!(out, "<li>{}</li>", escape(&c))?;
+            }
+            writeln!(out, "</ul>")?;
         }
         // The graph also shows deadlocks reported without recorded waits.
         if section.def.id == "lock_waits" && !report.lock_graph.is_empty() {

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::{Grid, Report, clip, is_text_column};
+use super::{CYCLES_HEADING, CYCLES_UNREPORTED, Grid, Report, clip, is_text_column};
 
 /// Longest statement text in a cell.
 const TEXT_WIDTH: usize = 80;
@@ -23,6 +23,23 @@ pub fn write(out: &mut impl Write, report: &Report) -> Result<()> {
             "<sub>`dbflight sql TRACE -f queries/{}.sql`</sub>\n",
             section.def.id
         )?;
+        let cycles = if section.def.id == "deadlocks" {
+            report.cycles()
+        } else {
+            Vec::new()
+        };
+        if !cycles.is_empty() {
+            if section.is_empty() {
+                writeln!(out, "{CYCLES_UNREPORTED}\n")?;
+            } else {
+                table(out, &section.grid)?;
+                writeln!(out, "\n{CYCLES_HEADING}\n")?;
+            }
+            for c in cycles {
+                writeln!(out, "- {}", escape(&c))?;
+            }
+            continue;
+        }
         if section.is_empty() {
             writeln!(out, "_{}_", section.def.empty)?;
             continue;

@@ -269,6 +269,24 @@ fn recording(trace: &TraceFiles) -> Vec<(String, String)> {
     out
 }
 
+impl Report {
+    /// The deadlock cycles of the wait-for graph, one line each.
+    pub fn cycles(&self) -> Vec<String> {
+        self.lock_graph
+            .cycles
+            .iter()
+            .map(|c| self.lock_graph.describe(c))
+            .collect()
+    }
+}
+
+/// What the deadlocks section says about cycles of the wait-for graph.
+pub const CYCLES_HEADING: &str =
+    "Sessions waiting for each other at the same time (dbflight locks):";
+
+/// What it says when PostgreSQL reported no deadlock but waits form a cycle.
+pub const CYCLES_UNREPORTED: &str = "PostgreSQL reported no deadlock, but sessions waited for each other at the same time (dbflight locks):";
+
 /// Text on one line, at most `max` characters, `...` when cut.
 pub fn clip(text: &str, max: usize) -> String {
     crate::lockgraph::shorten(text, max)

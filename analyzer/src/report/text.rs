@@ -7,7 +7,7 @@ use std::io::Write;
 use anyhow::Result;
 use comfy_table::{CellAlignment, ContentArrangement};
 
-use super::{Grid, Report, Section, clip, is_text_column};
+use super::{CYCLES_HEADING, CYCLES_UNREPORTED, Grid, Report, Section, clip, is_text_column};
 use crate::histogram::Log2Hist;
 use crate::output::TABLE_PRESET;
 
@@ -24,6 +24,23 @@ pub fn write(out: &mut impl Write, report: &Report) -> Result<()> {
         let heading = format!("{} (queries/{}.sql)", section.def.title, section.def.id);
         writeln!(out, "{heading}")?;
         writeln!(out, "{}", "=".repeat(heading.chars().count()))?;
+        let cycles = if section.def.id == "deadlocks" {
+            report.cycles()
+        } else {
+            Vec::new()
+        };
+        if !cycles.is_empty() {
+            if section.is_empty() {
+                writeln!(out, "{CYCLES_UNREPORTED}")?;
+            } else {
+                writeln!(out, "{}", table(&section.grid, TEXT_WIDTH))?;
+                writeln!(out, "{CYCLES_HEADING}")?;
+            }
+            for c in cycles {
+                writeln!(out, "  {c}")?;
+            }
+            continue;
+        }
         if section.is_empty() {
             writeln!(out, "{}", section.def.empty)?;
             continue;

@@ -499,6 +499,11 @@ fn processes_batch() -> RecordBatch {
 /// Writes the whole story to `dir` in two segments (split at 4 s), with 3
 /// net events dropped in the second.
 pub fn write_story(dir: &Path) {
+    write_story_keeping(dir, |_| true);
+}
+
+/// The story with only the lock rows `keep` holds for.
+pub fn write_story_keeping(dir: &Path, keep: impl Fn(&Lock) -> bool) {
     let m = Manifest::new(
         Target {
             kind: "postgresql".into(),
@@ -520,8 +525,10 @@ pub fn write_story(dir: &Path) {
     let mut w = TraceWriter::create(dir, m, 1).unwrap();
     let (early, late): (Vec<Stmt>, Vec<Stmt>) =
         statements().into_iter().partition(|s| s.start_ms < 4000.0);
-    let (early_locks, late_locks): (Vec<Lock>, Vec<Lock>) =
-        lock_rows().into_iter().partition(|l| l.ms < 4000.0);
+    let (early_locks, late_locks): (Vec<Lock>, Vec<Lock>) = lock_rows()
+        .into_iter()
+        .filter(|l| keep(l))
+        .partition(|l| l.ms < 4000.0);
     w.append(Table::Queries, queries_batch(&early)).unwrap();
     w.append(Table::Locks, locks_batch(&early_locks)).unwrap();
     assert!(late_locks.is_empty());
