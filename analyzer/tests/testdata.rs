@@ -533,3 +533,27 @@ fn report_on_the_sample() {
     );
     assert!(html.contains("<p class=\"empty\">No lock waits in this trace.</p>"));
 }
+
+#[test]
+fn timeline_of_the_sample() {
+    let out = dbflight(&["timeline", TRACE, "--full"]);
+    let lines: Vec<&str> = out.lines().collect();
+    // 1106 statements, 14 processes at their start, and the 8 backends' exits.
+    assert_eq!(lines.last(), Some(&"(1128 events)"), "{out}");
+    let times: Vec<&str> = lines[1..lines.len() - 1].iter().map(|l| &l[..26]).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "time order");
+    let exits = lines.iter().filter(|l| l.contains(" exit backend")).count();
+    assert_eq!(exits, 8);
+    // One backend: fork, its statements, its exit.
+    let one = dbflight(&["timeline", TRACE, "--pid", "11991"]);
+    let sources: Vec<&str> = one
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .collect();
+    assert_eq!(
+        sources,
+        ["processes", "queries", "queries", "processes"],
+        "{one}"
+    );
+}

@@ -198,8 +198,8 @@ pub async fn build(
     let mut lock_waits = Vec::new();
     let mut deadlocks = Vec::new();
     for def in SECTIONS {
-        progress.set(&format!("report: {}", def.title.to_lowercase()));
-        let what = format!("{} (queries/{}.sql)", def.title.to_lowercase(), def.id);
+        progress.set(&format!("report: {}", def.title));
+        let what = format!("section {} (queries/{}.sql)", def.title, def.id);
         let fail = |e| anyhow::anyhow!("cannot compute the {what}: {e}");
         let df = ctx.sql(def.sql).await.map_err(fail)?;
         let schema: SchemaRef = Arc::clone(df.schema().inner());
