@@ -13,6 +13,7 @@ const INCLUDED: &[&str] = &[
     "bpf/usdt_args.bpf.h",
     "bpf/process.bpf.h",
     "bpf/statements.bpf.h",
+    "bpf/mysql.bpf.h",
     "bpf/plans.bpf.h",
     "bpf/locks.bpf.h",
     "bpf/lwlocks.bpf.h",

@@ -9,7 +9,8 @@ use crate::units::{Limit, parse_duration, parse_limit};
 /// Record what a database server does into a dbflight trace.
 ///
 /// Attaches eBPF probes to a running PostgreSQL server (all its backends,
-/// including ones that connect later) and writes statements and processes
+/// including ones that connect later) or MySQL/MariaDB server (all its
+/// connection threads) and writes statements and processes
 /// into zstd-compressed Parquet segments under TRACE. Stop with Ctrl-C or
 /// SIGTERM (or --duration): the open segment is closed and the manifest
 /// written. Analyze the trace with `dbflight info TRACE` and
@@ -30,7 +31,8 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub binary: Option<PathBuf>,
 
-    /// MySQL/MariaDB server to trace (not available in this version).
+    /// MySQL/MariaDB server to trace: `auto` (the one mysqld/mariadbd running) or its PID.
+    /// Records queries, net and sched (plans, locks and lwlocks are PostgreSQL's).
     #[arg(long, value_name = "auto|PID")]
     pub mysql: Option<String>,
 

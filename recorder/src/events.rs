@@ -21,6 +21,11 @@ pub const EV_LOCK: u16 = 10;
 pub const EV_LWLOCK: u16 = 11;
 pub const EV_NET: u16 = 12;
 pub const EV_SCHED: u16 = 13;
+pub const EV_MYSQL_COMMAND: u16 = 14;
+pub const EV_MYSQL_DONE: u16 = 15;
+pub const EV_MYSQL_ERROR: u16 = 16;
+pub const EV_MYSQL_STMT_NEW: u16 = 17;
+pub const EV_MYSQL_THD_NEW: u16 = 18;
 pub const TITLE_CAP: usize = 128;
 
 /// `enum probe_role`: what a lock, plan or LWLock probe means (`ProbeSpec::event`).
@@ -36,6 +41,14 @@ pub const ROLE_LWLOCK_ACQUIRE: u16 = 40;
 pub const ROLE_LWLOCK_WAIT_START: u16 = 41;
 pub const ROLE_LWLOCK_WAIT_DONE: u16 = 42;
 pub const ROLE_LWLOCK_RELEASE: u16 = 43;
+pub const ROLE_MYSQL_DISPATCH: u16 = 50;
+pub const ROLE_MYSQL_DISPATCH_RETURN: u16 = 51;
+pub const ROLE_MYSQL_ERROR: u16 = 52;
+pub const ROLE_MYSQL_STMT_NEW: u16 = 53;
+pub const ROLE_MYSQL_THD_NEW: u16 = 54;
+/// `enum mysql_stmt_id`, in the dispatch probe's `ProbeSpec::protocol`.
+pub const MYSQL_STMT_ID_IN_PACKET: u32 = 0;
+pub const MYSQL_STMT_ID_IS_ARG: u32 = 1;
 
 pub const PLAN_HEAD_CAP: usize = 96;
 pub const PLAN_CHILDREN_CAP: usize = 16;
@@ -340,6 +353,49 @@ pub enum Event {
         state: u8,
         cpu: u32,
     },
+    /// MySQL/MariaDB `dispatch_command` entry: `command` is the
+    /// enum_server_command; `text` the statement (COM_QUERY,
+    /// COM_STMT_PREPARE) or the 4-byte statement id (COM_STMT_EXECUTE,
+    /// CLOSE, RESET).
+    MysqlCommand {
+        ts: u64,
+        pid: u32,
+        tid: u32,
+        /// The THD's address: names the session.
+        thd: u64,
+        command: u32,
+        truncated: bool,
+        text: Vec<u8>,
+    },
+    /// `dispatch_command` returned.
+    MysqlDone {
+        ts: u64,
+        pid: u32,
+        tid: u32,
+    },
+    /// `my_message_sql`: an error, or a warning or note by its flags.
+    MysqlError {
+        ts: u64,
+        pid: u32,
+        tid: u32,
+        code: u32,
+        flags: u32,
+        text: Vec<u8>,
+    },
+    /// A prepared statement was created for THD `thd` (it takes the next id).
+    MysqlStmtNew {
+        ts: u64,
+        pid: u32,
+        tid: u32,
+        thd: u64,
+    },
+    /// THD `thd` was constructed: its statement ids start at 1.
+    MysqlThdNew {
+        ts: u64,
+        pid: u32,
+        tid: u32,
+        thd: u64,
+    },
 }
 
 /// The drop counter (and table) of an event kind.
@@ -497,6 +553,50 @@ pub fn decode(buf: &[u8]) -> Option<Event> {
                 off_cpu_ns: s.off_cpu_ns,
                 state: s.state,
                 cpu: s.off_cpu,
+            }
+        }
+        EV_MYSQL_COMMAND | EV_MYSQL_ERROR => {
+            let q: QueryStartHead = read(buf)?;
+            let end = (QUERY_TEXT_OFFSET + q.text_len as usize).min(buf.len());
+            let text = buf[QUERY_TEXT_OFFSET..end].to_vec();
+            if h.kind == EV_MYSQL_COMMAND {
+                Event::MysqlCommand {
+                    ts,
+                    pid,
+                    tid,
+                    thd: q.aux,
+                    command: h.flags as u32,
+                    truncated: q.truncated != 0,
+                    text,
+                }
+            } else {
+                Event::MysqlError {
+                    ts,
+                    pid,
+                    tid,
+                    code: q.aux as u32,
+                    flags: (q.aux >> 32) as u32,
+                    text,
+                }
+            }
+        }
+        EV_MYSQL_DONE => Event::MysqlDone { ts, pid, tid },
+        EV_MYSQL_STMT_NEW | EV_MYSQL_THD_NEW => {
+            let q: QueryStartHead = read(buf)?;
+            if h.kind == EV_MYSQL_STMT_NEW {
+                Event::MysqlStmtNew {
+                    ts,
+                    pid,
+                    tid,
+                    thd: q.aux,
+                }
+            } else {
+                Event::MysqlThdNew {
+                    ts,
+                    pid,
+                    tid,
+                    thd: q.aux,
+                }
             }
         }
         _ => return None,

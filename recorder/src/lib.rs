@@ -1,13 +1,15 @@
-//! dbflight recorder: eBPF capture of a PostgreSQL server into a trace.
+//! dbflight recorder: eBPF capture of a PostgreSQL, MySQL or MariaDB server
+//! into a trace.
 //!
 //! Target side: ELF facts and USDT notes of the server binary ([`elf`],
 //! [`usdt`]), the postmaster ([`target`]), process titles ([`pg_title`],
 //! [`procfs`]), per-major struct layouts ([`pg_layout`]), and where each
 //! event kind is caught: [`statement_probes`], [`plan_probes`],
-//! [`lock_probes`], [`lwlock_probes`] (on the shared vocabulary of
+//! [`lock_probes`], [`lwlock_probes`], and for MySQL/MariaDB
+//! [`mysql_probes`] (on the shared vocabulary of
 //! [`probe_plan`]). Kernel side (Linux): loading and attaching ([`bpf`],
 //! [`uprobe`]), ring buffer records ([`events`]). Writer side: one module per
-//! table that turns events into rows ([`statements`], [`plan_nodes`],
+//! table that turns events into rows ([`statements`], [`mysql_statements`], [`plan_nodes`],
 //! [`locks`], [`lwlocks`], [`net`], [`sched`], [`processes`]), Arrow
 //! batches ([`tables`]) and segments ([`sink`]).
 
@@ -18,6 +20,8 @@ pub mod lock_probes;
 pub mod locks;
 pub mod lwlock_probes;
 pub mod lwlocks;
+pub mod mysql_probes;
+pub mod mysql_statements;
 pub mod net;
 pub mod pg_layout;
 pub mod pg_title;

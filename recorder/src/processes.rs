@@ -28,6 +28,9 @@ pub struct ProcessInfo {
 
 impl ProcessInfo {
     fn settled(&self) -> bool {
+        if self.role.as_deref() == Some("mysqld") {
+            return true;
+        }
         // A backend's title names its user once authentication is done.
         self.role
             .as_deref()
@@ -36,11 +39,17 @@ impl ProcessInfo {
     }
 
     /// Reads title, comm and cgroup from /proc; false if the process is gone.
-    fn refresh(&mut self, postmaster: u32) -> bool {
+    fn refresh(&mut self, postmaster: u32, mysql: bool) -> bool {
         let Some(title) = procfs::cmdline(self.pid) else {
             return false;
         };
-        self.apply_title(title, postmaster);
+        if mysql {
+            // A MySQL server is one process; its cmdline is not a title.
+            self.role = Some("mysqld".into());
+            self.title = Some(title);
+        } else {
+            self.apply_title(title, postmaster);
+        }
         self.comm = procfs::comm(self.pid).or(self.comm.take());
         if self.cgroup.is_none() {
             self.cgroup = procfs::cgroup(self.pid);
@@ -70,6 +79,8 @@ impl ProcessInfo {
 #[derive(Debug)]
 pub struct Processes {
     postmaster: u32,
+    /// The server is MySQL/MariaDB (role `mysqld`, no PostgreSQL titles).
+    mysql: bool,
     live: HashMap<u32, ProcessInfo>,
     /// Exited processes whose rows are not written yet.
     exited: Vec<ProcessInfo>,
@@ -79,14 +90,23 @@ impl Processes {
     pub fn new(postmaster: u32) -> Self {
         Processes {
             postmaster,
+            mysql: false,
             live: HashMap::new(),
             exited: Vec::new(),
         }
     }
 
+    /// The registry for a MySQL/MariaDB server process.
+    pub fn new_mysql(server: u32) -> Self {
+        Processes {
+            mysql: true,
+            ..Processes::new(server)
+        }
+    }
+
     /// A process that existed when recording began (or was forked at `ts`).
     pub fn add(&mut self, pid: u32, ppid: Option<u32>, ts: u64) {
-        let postmaster = self.postmaster;
+        let (postmaster, mysql) = (self.postmaster, self.mysql);
         self.live.entry(pid).or_insert_with(|| {
             let mut p = ProcessInfo {
                 pid,
@@ -95,14 +115,14 @@ impl Processes {
                 last_ts: ts,
                 ..Default::default()
             };
-            p.refresh(postmaster);
+            p.refresh(postmaster, mysql);
             p
         });
     }
 
     /// The process has run something at `ts`; returns its user and database.
     pub fn touch(&mut self, pid: u32, ts: u64) -> (Option<String>, Option<String>) {
-        let postmaster = self.postmaster;
+        let (postmaster, mysql) = (self.postmaster, self.mysql);
         let p = self.live.entry(pid).or_insert_with(|| ProcessInfo {
             pid,
             first_ts: ts,
@@ -113,7 +133,7 @@ impl Processes {
         // here only if that was lost. Titles not final yet are re-read once
         // per tick (refresh_unsettled), never per statement.
         if p.title.is_none() {
-            p.refresh(postmaster);
+            p.refresh(postmaster, mysql);
         }
         (p.user.clone(), p.database.clone())
     }
@@ -142,9 +162,9 @@ impl Processes {
 
     /// Re-reads titles that are not final yet (called about once a second).
     pub fn refresh_unsettled(&mut self) {
-        let postmaster = self.postmaster;
+        let (postmaster, mysql) = (self.postmaster, self.mysql);
         for p in self.live.values_mut().filter(|p| !p.settled()) {
-            p.refresh(postmaster);
+            p.refresh(postmaster, mysql);
         }
     }
 

@@ -19,7 +19,10 @@ use crate::probe_plan::ProbePlan;
 use crate::processes::Processes;
 use crate::sink::{Sink, SinkConfig, Stats};
 use crate::tables::Clock;
-use crate::{lock_probes, lwlock_probes, plan_probes, procfs, signals, statement_probes, target};
+use crate::{
+    lock_probes, lwlock_probes, mysql_probes, plan_probes, procfs, signals, statement_probes,
+    target,
+};
 
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
@@ -131,17 +134,20 @@ fn realtime_ns() -> i64 {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    if args.mysql.is_some() {
-        bail!(
-            "--mysql: MySQL/MariaDB recording is not available in this version of dbflight-record yet; use --postgres"
-        );
-    }
-    let Some(pg_spec) = args.postgres.as_deref() else {
-        bail!("say which server to trace: --postgres auto (or --postgres PID)");
+    let server = match (args.postgres.as_deref(), args.mysql.as_deref()) {
+        (Some(_), Some(_)) => {
+            bail!("--postgres and --mysql: trace one server per recording (run two recorders)")
+        }
+        (Some(pg), None) => Server::Postgres(pg.to_string()),
+        (None, Some(my)) => Server::Mysql(my.to_string()),
+        (None, None) => bail!("say which server to trace: --postgres auto|PID or --mysql auto|PID"),
     };
-    let kinds = EventKinds::parse(&args.events)?;
+    let kinds = match server {
+        Server::Postgres(_) => EventKinds::parse(&args.events)?,
+        Server::Mysql(_) => mysql_kinds(&args.events)?,
+    };
     check_privileges()?;
-    let result = record(&args, pg_spec, kinds);
+    let result = record(&args, &server, kinds);
     if result.is_err() {
         // Leave nothing behind but a trace: remove the directory if still empty.
         let _ = std::fs::remove_dir(&args.output);
@@ -149,7 +155,42 @@ pub fn run(args: Args) -> Result<()> {
     result
 }
 
-fn record(args: &Args, pg_spec: &str, kinds: EventKinds) -> Result<()> {
+/// Which server `--postgres` or `--mysql` names.
+enum Server {
+    Postgres(String),
+    Mysql(String),
+}
+
+/// The event kinds of a MySQL/MariaDB recording: plans, locks and LWLocks
+/// are PostgreSQL's, left out of the default list and refused when asked for.
+fn mysql_kinds(events: &[String]) -> Result<EventKinds> {
+    let default = ["queries", "plans", "locks", "net", "sched"];
+    if events.iter().map(|e| e.trim()).eq(default) {
+        return EventKinds::parse(&["queries".into(), "net".into(), "sched".into()]);
+    }
+    let k = EventKinds::parse(events)?;
+    if k.plans || k.locks || k.lwlocks {
+        bail!(
+            "--events plans, locks and lwlocks are PostgreSQL's; a MySQL/MariaDB recording takes queries, net and sched"
+        );
+    }
+    Ok(k)
+}
+
+/// What differs between recording PostgreSQL and MySQL: the target, its
+/// uprobes, and how its processes are told apart.
+struct Plan {
+    target: Target,
+    binary: std::path::PathBuf,
+    uprobes: Vec<(&'static str, &'static str, ProbePlan)>,
+    layout: Option<&'static crate::pg_layout::PgLayout>,
+    root: u32,
+    mysql: bool,
+    /// `PostgreSQL 15.18`, `MariaDB 10.11.19`, for messages.
+    label: String,
+}
+
+fn plan_postgres(args: &Args, pg_spec: &str, kinds: EventKinds) -> Result<Plan> {
     let target = target::find_postgres(pg_spec)?;
     prepare_output(&args.output)?;
     let binary = args.binary.clone().unwrap_or_else(|| target.binary.clone());
@@ -175,7 +216,7 @@ fn record(args: &Args, pg_spec: &str, kinds: EventKinds) -> Result<()> {
     } else {
         None
     };
-    let uprobe_plans: Vec<(&str, &str, ProbePlan)> = [
+    let uprobes: Vec<(&str, &str, ProbePlan)> = [
         (kinds.queries, "queries", "dbf_statement"),
         (kinds.plans, "plans", "dbf_plan_node"),
         (kinds.locks, "locks", "dbf_lock"),
@@ -193,16 +234,8 @@ fn record(args: &Args, pg_spec: &str, kinds: EventKinds) -> Result<()> {
         Ok((kind, program, p))
     })
     .collect::<Result<_>>()?;
-
-    // Clock: BPF stamps CLOCK_MONOTONIC; the manifest keeps the offset to UTC.
-    let start_mono = monotonic_ns();
-    let start_utc = realtime_ns();
-    let clock = Clock {
-        monotonic_to_utc_ns: start_utc - start_mono as i64,
-    };
-    let (host, kernel) = uname();
-    let mut manifest = Manifest::new(
-        Target {
+    Ok(Plan {
+        target: Target {
             kind: "postgresql".into(),
             version: target.version.clone(),
             binary: args
@@ -212,6 +245,81 @@ fn record(args: &Args, pg_spec: &str, kinds: EventKinds) -> Result<()> {
             build_id: elf.build_id().map(str::to_string),
             pid: target.postmaster as i32,
         },
+        binary,
+        uprobes,
+        layout,
+        root: target.postmaster,
+        mysql: false,
+        label: format!("PostgreSQL {}", target.version.as_deref().unwrap_or("?")),
+    })
+}
+
+fn plan_mysql(args: &Args, spec: &str, kinds: EventKinds) -> Result<Plan> {
+    let target = mysql_probes::find_mysql(spec)?;
+    prepare_output(&args.output)?;
+    let binary = args.binary.clone().unwrap_or_else(|| target.binary.clone());
+    let elf = ElfInfo::from_path(&binary)
+        .with_context(|| format!("cannot read the server binary {}", binary.display()))?;
+    let (family, version) = mysql_probes::server_version(&binary).with_context(|| {
+        format!(
+            "cannot tell the version of {} (neither a MariaDB version string in the binary nor `--version` output): dbflight needs it to know dispatch_command's arguments",
+            binary.display()
+        )
+    })?;
+    let mut uprobes = Vec::new();
+    if kinds.queries {
+        let p = mysql_probes::plan(&elf, family, &version, args.forced_strategy("queries"))?;
+        uprobes.push(("queries", "dbf_mysql", p));
+    }
+    let label = match family {
+        mysql_probes::Family::MariaDb => format!("MariaDB {version}"),
+        mysql_probes::Family::Mysql => format!("MySQL {version}"),
+    };
+    Ok(Plan {
+        target: Target {
+            kind: family.kind().into(),
+            version: Some(version),
+            binary: args
+                .binary
+                .as_ref()
+                .map_or(target.binary_shown.clone(), |b| b.display().to_string()),
+            build_id: elf.build_id().map(str::to_string),
+            pid: target.pid as i32,
+        },
+        binary,
+        uprobes,
+        layout: None,
+        root: target.pid,
+        mysql: true,
+        label,
+    })
+}
+
+fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
+    let plan = match server {
+        Server::Postgres(spec) => plan_postgres(args, spec, kinds)?,
+        Server::Mysql(spec) => plan_mysql(args, spec, kinds)?,
+    };
+    let Plan {
+        target,
+        binary,
+        uprobes: uprobe_plans,
+        layout,
+        root,
+        mysql,
+        label,
+    } = plan;
+    let forced = |k| args.forced_strategy(k);
+
+    // Clock: BPF stamps CLOCK_MONOTONIC; the manifest keeps the offset to UTC.
+    let start_mono = monotonic_ns();
+    let start_utc = realtime_ns();
+    let clock = Clock {
+        monotonic_to_utc_ns: start_utc - start_mono as i64,
+    };
+    let (host, kernel) = uname();
+    let mut manifest = Manifest::new(
+        target,
         ManifestClock {
             monotonic_to_utc_ns: clock.monotonic_to_utc_ns,
         },
@@ -228,10 +336,12 @@ fn record(args: &Args, pg_spec: &str, kinds: EventKinds) -> Result<()> {
     let mut rec = Recorder::load(args.max_query_len)?;
     // Seed the traced set with the postmaster before following forks, then
     // add its existing children: a fork in between is caught either way.
-    rec.trace_pids(&[target.postmaster])?;
+    rec.trace_pids(&[root])?;
     let follow = rec.follow_processes(args.forced_strategy("processes"))?;
-    let mut pids = vec![target.postmaster];
-    pids.extend(procfs::children(target.postmaster));
+    let mut pids = vec![root];
+    if !mysql {
+        pids.extend(procfs::children(root));
+    }
     rec.trace_pids(&pids)?;
     manifest.probes.insert("processes".into(), follow);
     if let Some(layout) = layout {
@@ -265,7 +375,11 @@ fn record(args: &Args, pg_spec: &str, kinds: EventKinds) -> Result<()> {
                 args.output.display()
             )
         })?;
-    let mut processes = Processes::new(target.postmaster);
+    let mut processes = if mysql {
+        Processes::new_mysql(root)
+    } else {
+        Processes::new(root)
+    };
     for &p in &pids {
         processes.add(p, procfs::ppid(p), start_mono);
     }
@@ -276,6 +390,7 @@ fn record(args: &Args, pg_spec: &str, kinds: EventKinds) -> Result<()> {
         redact_literals: args.redact_literals,
         layout,
         statements: kinds.queries,
+        mysql,
     };
     let sink = Sink::new(
         writer,
@@ -306,16 +421,13 @@ fn record(args: &Args, pg_spec: &str, kinds: EventKinds) -> Result<()> {
 
     signals::install()?;
     log::info!(
-        "recording PostgreSQL {} (pid {}) into {}: {how} ({} uprobes)",
-        target.version.as_deref().unwrap_or("?"),
-        target.postmaster,
+        "recording {label} (pid {root}) into {}: {how} ({} uprobes)",
         args.output.display(),
         rec.uprobe_count()
     );
     if !args.quiet {
         eprintln!(
-            "dbflight-record: tracing postmaster {} ({} processes), {how}; Ctrl-C to stop",
-            target.postmaster,
+            "dbflight-record: tracing {label} (pid {root}, {} processes), {how}; Ctrl-C to stop",
             pids.len(),
         );
     }

@@ -20,6 +20,7 @@ use crate::events::{
 };
 use crate::locks::{LOCK_RELEASE, LOCK_RELEASE_ALL, LockDecoder, LockRow, locks_batch};
 use crate::lwlocks::{LwlockDecoder, LwlockRow, lwlocks_batch};
+use crate::mysql_statements::MysqlAssembler;
 use crate::net::{NetRow, SEND, net_batch};
 use crate::pg_layout::PgLayout;
 use crate::plan_nodes::{PlanLinker, PlanRow, plan_nodes_batch};
@@ -49,6 +50,8 @@ pub struct SinkConfig {
     pub layout: Option<&'static PgLayout>,
     /// Statements are recorded: other events can name theirs (`query_seq`).
     pub statements: bool,
+    /// A MySQL/MariaDB server: statements are per thread (`tid`).
+    pub mysql: bool,
 }
 
 /// Rows of the event tables waiting for the next flush.
@@ -66,6 +69,7 @@ pub struct Sink {
     clock: Clock,
     cfg: SinkConfig,
     assembler: Assembler,
+    mysql: MysqlAssembler,
     processes: Processes,
     rows: Vec<QueryRow>,
     pending: PendingRows,
@@ -110,6 +114,7 @@ impl Sink {
             clock,
             cfg,
             assembler: Assembler::default(),
+            mysql: MysqlAssembler::default(),
             processes,
             rows: Vec::new(),
             pending: PendingRows::default(),
@@ -189,6 +194,35 @@ impl Sink {
                     .complete(pid, tid, start, ts, text, truncated);
                 self.push(s);
             }
+            Event::MysqlCommand {
+                ts,
+                pid,
+                tid,
+                thd,
+                command,
+                truncated,
+                text,
+            } => {
+                let (redact, cut) = (self.cfg.redact_literals, truncated);
+                let make = || {
+                    let t = text_from_bytes(&text, cut);
+                    if redact { redact_literals(&t) } else { t }
+                };
+                if let Some(s) = self
+                    .mysql
+                    .command(pid, tid, thd, ts, command, &text, make, truncated)
+                {
+                    self.push(s);
+                }
+            }
+            Event::MysqlDone { ts, tid, .. } => {
+                if let Some(s) = self.mysql.done(tid, ts) {
+                    self.push(s);
+                }
+            }
+            Event::MysqlError { tid, flags, .. } => self.mysql.error(tid, flags),
+            Event::MysqlStmtNew { tid, thd, .. } => self.mysql.stmt_new(tid, thd),
+            Event::MysqlThdNew { thd, .. } => self.mysql.thd_new(thd),
             Event::Title { ts, pid, title } => self.processes.set_title(pid, ts, &title),
             Event::Fork {
                 ts, parent, child, ..
@@ -201,6 +235,11 @@ impl Sink {
             Event::Exit { ts, pid, comm, .. } => {
                 if let Some(s) = self.assembler.exit(pid) {
                     self.push(s);
+                }
+                if self.cfg.mysql {
+                    for s in self.mysql.finish_all() {
+                        self.push(s);
+                    }
                 }
                 self.plan_linker.exit(pid);
                 self.lock_decoder.exit(pid);
@@ -219,7 +258,8 @@ impl Sink {
                 head,
             } => {
                 // Plans are initialised before their statement executes.
-                if let (Some(layout), Some(seq)) = (self.cfg.layout, self.seq_for(pid, Idle::Next))
+                if let (Some(layout), Some(seq)) =
+                    (self.cfg.layout, self.seq_for(pid, tid, Idle::Next))
                 {
                     let row = self
                         .plan_linker
@@ -246,7 +286,7 @@ impl Sink {
                 } else {
                     Idle::Next
                 };
-                let seq = self.seq_for(pid, idle);
+                let seq = self.seq_for(pid, tid, idle);
                 let row = self.lock_decoder.row(
                     layout,
                     ts,
@@ -290,7 +330,7 @@ impl Sink {
                 } else {
                     Idle::Next
                 };
-                let seq = self.seq_for(pid, idle);
+                let seq = self.seq_for(pid, tid, idle);
                 self.pending.net.push(crate::net::row(
                     ts,
                     pid,
@@ -321,11 +361,15 @@ impl Sink {
         }
     }
 
-    fn seq_for(&self, pid: u32, idle: Idle) -> Option<u64> {
-        if self.cfg.statements {
-            self.assembler.seq_for(pid, idle)
-        } else {
+    /// The statement an event belongs to: per process for PostgreSQL, per
+    /// thread (one per connection) for MySQL.
+    fn seq_for(&self, pid: u32, tid: u32, idle: Idle) -> Option<u64> {
+        if !self.cfg.statements {
             None
+        } else if self.cfg.mysql {
+            self.mysql.seq_for(tid, idle)
+        } else {
+            self.assembler.seq_for(pid, idle)
         }
     }
 
@@ -487,6 +531,9 @@ impl Sink {
         for s in self.assembler.finish_all() {
             self.push(s);
         }
+        for s in self.mysql.finish_all() {
+            self.push(s);
+        }
         let all = self.processes.take_all(now_mono);
         self.flush_rows()?;
         if !all.is_empty() {
@@ -525,6 +572,7 @@ mod tests {
             redact_literals: redact,
             layout: None,
             statements: true,
+            mysql: false,
         };
         Sink::new(
             w,

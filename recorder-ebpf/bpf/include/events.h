@@ -25,6 +25,19 @@ enum event_kind {
 	EV_LWLOCK = 11,    /* struct lwlock_event */
 	EV_NET = 12,       /* struct net_event */
 	EV_SCHED = 13,     /* struct sched_event */
+	/* MySQL/MariaDB (mysql.bpf.h); each of layout query_start_event, `aux`
+	 * the THD (the server's session object: its address names it).
+	 * EV_MYSQL_COMMAND: dispatch_command entry, `h.flags` = the
+	 * enum_server_command; the text is the statement for COM_QUERY and
+	 * COM_STMT_PREPARE, the 4-byte statement id (little endian) for
+	 * COM_STMT_EXECUTE/CLOSE/RESET. */
+	EV_MYSQL_COMMAND = 14,
+	EV_MYSQL_DONE = 15,     /* dispatch_command returned: a bare header */
+	/* The server raised an error (my_message_sql): `aux` = error code |
+	 * flags << 32, text = the message. */
+	EV_MYSQL_ERROR = 16,
+	EV_MYSQL_STMT_NEW = 17, /* a Prepared_statement was created for THD `aux`: it takes the next id */
+	EV_MYSQL_THD_NEW = 18,  /* THD `aux` was constructed: its statement ids start at 1 */
 };
 
 /* What a lock or LWLock probe means (probe_spec.event; never sent as a
@@ -43,7 +56,28 @@ enum probe_role {
 	ROLE_LWLOCK_WAIT_START = 41,
 	ROLE_LWLOCK_WAIT_DONE = 42,
 	ROLE_LWLOCK_RELEASE = 43,
+	/* dispatch_command entry: args 0 command, 1 text pointer, 2 text
+	 * length, 3 THD; probe_spec.protocol says where the statement id of
+	 * the COM_STMT_* commands is (enum mysql_stmt_id) */
+	ROLE_MYSQL_DISPATCH = 50,
+	ROLE_MYSQL_DISPATCH_RETURN = 51,
+	ROLE_MYSQL_ERROR = 52, /* args 0 error code, 1 message pointer, 2 flags */
+	ROLE_MYSQL_STMT_NEW = 53, /* arg 0 the THD */
+	ROLE_MYSQL_THD_NEW = 54,  /* arg 0 the THD */
 };
+
+enum mysql_stmt_id {
+	MYSQL_STMT_ID_IN_PACKET = 0, /* MariaDB: the first 4 bytes arg 1 points to */
+	MYSQL_STMT_ID_IS_ARG = 1,    /* MySQL 5.7+: arg 1's value (COM_DATA.com_stmt_execute.stmt_id) */
+};
+
+/* enum_server_command values the BPF side looks at. */
+#define MYSQL_COM_QUERY 3
+#define MYSQL_COM_STMT_PREPARE 22
+#define MYSQL_COM_STMT_EXECUTE 23
+#define MYSQL_COM_STMT_SEND_LONG_DATA 24
+#define MYSQL_COM_STMT_CLOSE 25
+#define MYSQL_COM_STMT_RESET 26
 
 /* lock_event.event */
 enum lock_transition {
