@@ -557,3 +557,124 @@ fn timeline_of_the_sample() {
         "{one}"
     );
 }
+
+/// The real lock sample, recorded by `testdata/record-locks.sh` with the
+/// default event kinds; the scenarios and their answers are fixed there.
+const LOCKS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/locks-pg15");
+
+fn query_json(trace: &str, name: &str) -> Vec<serde_json::Value> {
+    let file = format!("{QUERIES}/{name}.sql");
+    serde_json::from_str(&dbflight(&["sql", trace, "-f", &file, "--format", "json"])).unwrap()
+}
+
+#[test]
+fn locks_sample_lock_wait_and_deadlock() {
+    let waits = query_json(LOCKS, "lock_waits");
+    // 1. B's SELECT waited ~0.7 s for A's ACCESS EXCLUSIVE lock on accounts.
+    let rel: Vec<&serde_json::Value> = waits
+        .iter()
+        .filter(|w| w["object"].as_str().unwrap().starts_with("relation "))
+        .collect();
+    assert_eq!(rel.len(), 1, "{waits:#?}");
+    let w = rel[0];
+    assert_eq!(w["wanted_mode"], "AccessShareLock");
+    assert_eq!(w["held_mode"], "AccessExclusiveLock");
+    assert_eq!(w["waiter_query"], "SELECT count(*) FROM accounts");
+    assert!(
+        w["holder_query"]
+            .as_str()
+            .unwrap()
+            .contains("LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE"),
+        "{w}"
+    );
+    let ms = w["wait_ms"].as_f64().unwrap();
+    assert!((600.0..=800.0).contains(&ms), "~0.7 s: {ms}");
+    assert_ne!(w["waiter_pid"], w["holder_pid"]);
+
+    // 2. C and D waited for each other's transaction; one was the victim.
+    let xact: Vec<&serde_json::Value> = waits
+        .iter()
+        .filter(|w| w["object"].as_str().unwrap().starts_with("transactionid "))
+        .collect();
+    assert_eq!(xact.len(), 2, "{waits:#?}");
+    assert_eq!(xact[0]["waiter_pid"], xact[1]["holder_pid"]);
+    assert_eq!(xact[1]["waiter_pid"], xact[0]["holder_pid"]);
+    let outcomes: Vec<&str> = xact
+        .iter()
+        .map(|w| w["outcome"].as_str().unwrap())
+        .collect();
+    assert!(
+        outcomes.contains(&"deadlock victim") && outcomes.contains(&"granted"),
+        "{outcomes:?}"
+    );
+    let deadlocks = query_json(LOCKS, "deadlocks");
+    assert_eq!(deadlocks.len(), 1);
+    let victim = xact
+        .iter()
+        .find(|w| w["outcome"] == "deadlock victim")
+        .unwrap();
+    assert_eq!(deadlocks[0]["pid"], victim["waiter_pid"]);
+    assert_eq!(deadlocks[0]["waiting_for"], victim["object"]);
+
+    let text = dbflight(&["locks", LOCKS]);
+    assert!(
+        text.starts_with("3 lock waits by 4 sessions on 3 objects"),
+        "{text}"
+    );
+    assert_eq!(text.matches("  cycle: ").count(), 1, "{text}");
+    assert_eq!(text.matches("[deadlock]").count(), 2, "{text}");
+    let dot = dbflight(&["locks", LOCKS, "--dot"]);
+    assert_eq!(dot.matches("deadlock: pid ").count(), 1, "{dot}");
+}
+
+#[test]
+fn locks_sample_plan_bytes_and_cpu() {
+    // 3. The join's plan.
+    let plans = query_json(LOCKS, "plan_shapes");
+    let join = plans
+        .iter()
+        .find(|p| p["fingerprint"].as_str().unwrap().contains("JOIN orders"))
+        .expect("the join's plan");
+    assert_eq!(
+        join["plan"],
+        "Limit\n  Sort\n    Aggregate\n      Hash Join\n        Seq Scan\n        Hash\n          Seq Scan"
+    );
+    // 4. ~1 MB sent for 1000 rows of 1000 bytes.
+    let bytes = query_json(LOCKS, "bytes_per_statement");
+    assert_eq!(
+        bytes[0]["fingerprint"],
+        "SELECT repeat($1, $2) FROM generate_series($3, $4)"
+    );
+    let sent = bytes[0]["bytes_sent"].as_i64().unwrap();
+    assert!((1_000_000..1_100_000).contains(&sent), "{sent}");
+    // 5. pg_sleep(0.5): half a second off CPU, asleep.
+    let cpu = query_json(LOCKS, "cpu_per_statement");
+    let sleep = cpu
+        .iter()
+        .find(|r| r["fingerprint"] == "SELECT pg_sleep($1)")
+        .unwrap();
+    let off = sleep["sleep_ms"].as_f64().unwrap();
+    assert!((490.0..=520.0).contains(&off), "{sleep}");
+    assert!(sleep["on_cpu_ms"].as_f64().unwrap() < 20.0, "{sleep}");
+    // The lock wait is off CPU too: B slept through it.
+    let count = cpu
+        .iter()
+        .find(|r| r["fingerprint"] == "SELECT count(*) FROM accounts")
+        .unwrap();
+    assert!(count["off_cpu_ms"].as_f64().unwrap() >= 600.0, "{count}");
+}
+
+#[test]
+fn report_on_the_locks_sample() {
+    let text = dbflight(&["report", LOCKS]);
+    assert!(!text.contains("No lock waits"), "{text}");
+    assert!(
+        text.contains("Sessions waiting for each other at the same time (dbflight locks):"),
+        "{text}"
+    );
+    let html = dbflight(&["report", LOCKS, "--format", "html"]);
+    // Histogram, top statements and CPU charts, all with data here.
+    assert_eq!(html.matches("<div class=\"chart\"><svg").count(), 3);
+    let graph = html.contains("<div class=\"graph\"><svg") || html.contains("<pre>digraph locks {");
+    assert!(graph, "the lock graph, as SVG or DOT");
+}
