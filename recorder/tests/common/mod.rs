@@ -26,7 +26,7 @@ pub fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn required() -> bool {
+pub fn required() -> bool {
     std::env::var_os("CI").is_some() || std::env::var("DBFLIGHT_E2E").is_ok_and(|v| v == "require")
 }
 
@@ -71,14 +71,14 @@ fn pg_bindir() -> Option<PathBuf> {
     dirs.pop()
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")
 }
 
-fn check(out: Output, what: &str) -> String {
+pub fn check(out: Output, what: &str) -> String {
     if !out.status.success() {
         panic!(
             "{what} failed ({}):\nstdout: {}\nstderr: {}",
@@ -252,8 +252,13 @@ impl Recording {
     /// Starts the recorder and waits until its probes are attached (the
     /// manifest is written after attaching).
     pub fn start(pid: u32, trace: &Path, extra: &[&str]) -> Recording {
+        Recording::start_server("--postgres", pid, trace, extra)
+    }
+
+    /// Starts the recorder on server `pid` named by `flag` (`--postgres`, `--mysql`).
+    pub fn start_server(flag: &str, pid: u32, trace: &Path, extra: &[&str]) -> Recording {
         let child = Command::new(env!("CARGO_BIN_EXE_dbflight-record"))
-            .args(["--postgres", &pid.to_string(), "--quiet", "-o"])
+            .args([flag, &pid.to_string(), "--quiet", "-o"])
             .arg(trace)
             .args(extra)
             .stderr(Stdio::piped())
@@ -301,6 +306,7 @@ impl Recording {
 #[derive(Debug, Clone)]
 pub struct Q {
     pub pid: i32,
+    pub tid: i32,
     pub seq: u64,
     pub text: String,
     pub truncated: bool,
@@ -331,6 +337,11 @@ pub fn queries(t: &TraceFiles) -> Vec<Q> {
             out.push(Q {
                 pid: b
                     .column_by_name("pid")
+                    .unwrap()
+                    .as_primitive::<Int32Type>()
+                    .value(i),
+                tid: b
+                    .column_by_name("tid")
                     .unwrap()
                     .as_primitive::<Int32Type>()
                     .value(i),

@@ -1,0 +1,439 @@
+//! End-to-end: real eBPF against a real, throwaway MariaDB (Debian's
+//! mariadbd, its own datadir, socket and port), with a workload over two
+//! connections whose statements are known before it runs, cross-checked
+//! against the server's general log.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use dbflight_format::Table;
+
+const MARIADBD: &str = "/usr/sbin/mariadbd";
+
+/// Connection A: the `mariadb` client, text protocol (COM_QUERY each),
+/// including SQL-level PREPARE/EXECUTE (COM_QUERY too) and one error.
+/// It sleeps first, so B connects while A is busy: two server threads.
+const TEXT_STATEMENTS: [&str; 10] = [
+    "DO SLEEP(1)",
+    "CREATE TABLE u (id INT PRIMARY KEY)",
+    "INSERT INTO t VALUES (1, 'a'), (2, 'b')",
+    "SELECT * FROM t ORDER BY id",
+    "PREPARE s FROM 'SELECT v FROM t WHERE id = ?'",
+    "SET @id = 2",
+    "EXECUTE s USING @id",
+    "EXECUTE s USING @id",
+    "DEALLOCATE PREPARE s",
+    "SELECT * FROM no_such_table",
+];
+
+/// Connection B: DBD::MariaDB with server-side prepare (binary protocol:
+/// COM_STMT_PREPARE, COM_STMT_EXECUTE, COM_STMT_CLOSE). It prints its
+/// connection id.
+const PERL: &str = r#"
+use DBI;
+my ($sock) = @ARGV;
+my $dbh = DBI->connect("DBI:MariaDB:database=test;mariadb_socket=$sock;mariadb_server_prepare=1",
+    "root", "", {RaiseError => 1, PrintError => 0});
+print $dbh->selectrow_array("SELECT CONNECTION_ID()"), "\n";
+my $ins = $dbh->prepare("INSERT INTO t (id, v) VALUES (?, ?)");
+$ins->execute($_, "v$_") for 10 .. 19;
+my $sel = $dbh->prepare("SELECT v FROM t WHERE id = ?");
+for my $i (10 .. 14) { $sel->execute($i); $sel->fetchall_arrayref; }
+undef $ins;
+my $n = $dbh->prepare("SELECT count(*) FROM t");
+$n->execute; print $n->fetchrow_array, "\n"; $n->finish;
+eval { $dbh->prepare("SELEC broken") };
+$dbh->disconnect;
+"#;
+
+fn preflight_mariadb(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let perl_ok = Command::new("perl")
+        .args(["-MDBD::MariaDB", "-e1"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let why = if !root {
+        Some("not running as root (eBPF needs CAP_BPF/CAP_PERFMON)")
+    } else if !Path::new(MARIADBD).exists() {
+        Some("no MariaDB server at /usr/sbin/mariadbd (apt-get install mariadb-server)")
+    } else if !perl_ok {
+        Some("no perl DBD::MariaDB (apt-get install libdbd-mariadb-perl)")
+    } else {
+        None
+    };
+    match why {
+        Some(why) if required() => panic!(
+            "end-to-end test {test} cannot run: {why}; CI must run it (.ci/run installs what it needs)"
+        ),
+        Some(why) => {
+            eprintln!("\n*** SKIPPED end-to-end test {test}: {why}. ***\n");
+            false
+        }
+        None => true,
+    }
+}
+
+/// A running throwaway server; shut down on drop.
+struct MariaDb {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl MariaDb {
+    fn start() -> MariaDb {
+        let dir = tempfile::Builder::new()
+            .prefix("dbflight-mariadb-")
+            .tempdir()
+            .expect("tempdir");
+        let chown = Command::new("chown")
+            .args(["-R", "mysql:mysql"])
+            .arg(dir.path())
+            .output()
+            .expect("chown");
+        check(chown, "chown the datadir to mysql");
+        let data = dir.path().join("data");
+        let out = Command::new("mariadb-install-db")
+            .args([
+                "--no-defaults",
+                "--user=mysql",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ])
+            .arg(format!("--datadir={}", data.display()))
+            .output()
+            .expect("run mariadb-install-db");
+        check(out, "mariadb-install-db");
+        let child = Command::new(MARIADBD)
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", dir.path().join("sock").display()))
+            .arg(format!("--port={}", free_port()))
+            .arg(format!(
+                "--log-error={}",
+                dir.path().join("err.log").display()
+            ))
+            .args([
+                "--bind-address=127.0.0.1",
+                "--user=mysql",
+                "--skip-log-bin",
+                "--innodb-buffer-pool-size=16M",
+                "--general-log=1",
+                "--log-output=TABLE",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mariadbd");
+        let m = MariaDb { dir, child };
+        let t0 = Instant::now();
+        while !m.ping() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "mariadbd did not start: {}",
+                std::fs::read_to_string(m.dir.path().join("err.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        m.sql("SELECT 1");
+        m
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("sock")
+    }
+
+    fn ping(&self) -> bool {
+        Command::new("mariadb-admin")
+            .arg("--no-defaults")
+            .arg(format!("--socket={}", self.socket().display()))
+            .args(["-uroot", "ping"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    fn client(&self) -> Command {
+        let mut c = Command::new("mariadb");
+        c.arg("--no-defaults")
+            .arg(format!("--socket={}", self.socket().display()))
+            .args(["-uroot", "--batch", "--skip-column-names"]);
+        c
+    }
+
+    fn sql(&self, sql: &str) -> String {
+        let out = self
+            .client()
+            .args([
+                "-e",
+                &format!("CREATE DATABASE IF NOT EXISTS test; USE test; {sql}"),
+            ])
+            .output()
+            .expect("mariadb");
+        check(out, &format!("mariadb -e {sql:?}"))
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for MariaDb {
+    fn drop(&mut self) {
+        // SAFETY: kill with a pid we spawned.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let t0 = Instant::now();
+        while self.child.try_wait().ok().flatten().is_none() {
+            if t0.elapsed() > Duration::from_secs(20) {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Literals (quoted strings, numbers) and `?` placeholders as `?`, so a
+/// prepared statement's text and the general log's expanded one agree.
+fn canonical(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars().peekable();
+    let mut prev_word = false;
+    while let Some(c) = chars.next() {
+        if c == '\'' {
+            for d in chars.by_ref() {
+                if d == '\'' {
+                    break;
+                }
+            }
+            out.push('?');
+            prev_word = false;
+        } else if c.is_ascii_digit() && !prev_word {
+            while chars.peek().is_some_and(|d| d.is_ascii_digit()) {
+                chars.next();
+            }
+            out.push('?');
+        } else {
+            prev_word = c.is_alphanumeric() || c == '_' || c == '@';
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[test]
+fn statements_over_two_connections_match_the_general_log() {
+    if !preflight_mariadb("statements_over_two_connections_match_the_general_log") {
+        return;
+    }
+    let _serial = serial();
+    let db = MariaDb::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = tmp.path().join("trace");
+    let perl = tmp.path().join("workload.pl");
+    std::fs::write(&perl, PERL).unwrap();
+
+    db.sql("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))");
+    let rec = Recording::start_server("--mysql", db.pid(), &trace, &[]);
+    // A: one mariadb client session (--force: go on after the error).
+    let a = db
+        .client()
+        .args(["--force", "--database=test", "-e"])
+        .arg(
+            std::iter::once("SELECT CONNECTION_ID()")
+                .chain(TEXT_STATEMENTS)
+                .collect::<Vec<_>>()
+                .join(";\n"),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mariadb workload");
+    std::thread::sleep(Duration::from_millis(300));
+    let b = Command::new("perl")
+        .arg(&perl)
+        .arg(db.socket())
+        .output()
+        .expect("perl workload");
+    let a = a.wait_with_output().expect("mariadb workload");
+    assert!(
+        String::from_utf8_lossy(&a.stderr).contains("no_such_table"),
+        "the failing statement failed: {a:?}"
+    );
+    let a_conn: u64 = String::from_utf8_lossy(&a.stdout)
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("connection id of A");
+    let b_out = check(b, "perl DBD::MariaDB workload");
+    let mut b_lines = b_out.lines();
+    let b_conn: u64 = b_lines.next().and_then(|l| l.parse().ok()).expect("B id");
+    let rows_in_t: u64 = b_lines.next().and_then(|l| l.parse().ok()).expect("count");
+    assert!(rows_in_t >= 10, "B inserted 10 rows");
+    let t = rec.stop();
+
+    let qs = queries(&t);
+    let tids: std::collections::BTreeSet<i32> = qs.iter().map(|q| q.tid).collect();
+    assert_eq!(tids.len(), 2, "two connections, two threads: {qs:#?}");
+    assert!(
+        qs.iter()
+            .all(|q| q.pid == db.pid() as i32 && q.protocol == "mysql")
+    );
+    assert!(qs.iter().all(|q| q.duration_ns.is_some_and(|d| d > 0)));
+    for tid in &tids {
+        let seqs: Vec<u64> = qs.iter().filter(|q| q.tid == *tid).map(|q| q.seq).collect();
+        assert_eq!(
+            seqs,
+            (1..=seqs.len() as u64).collect::<Vec<_>>(),
+            "query_seq counts statements per thread"
+        );
+    }
+
+    // A, exactly: its statements in order, the failing one `error`.
+    let a_tid = qs
+        .iter()
+        .find(|q| q.text == "SELECT CONNECTION_ID()")
+        .map(|q| q.tid)
+        .expect("A's first statement");
+    let a_rows: Vec<(&str, &str)> = qs
+        .iter()
+        .filter(|q| q.tid == a_tid)
+        .map(|q| (q.text.as_str(), q.status.as_str()))
+        .collect();
+    let mut expected: Vec<(&str, &str)> = vec![("SELECT CONNECTION_ID()", "ok")];
+    expected.extend(TEXT_STATEMENTS.iter().map(|s| {
+        (
+            *s,
+            if s.contains("no_such_table") {
+                "error"
+            } else {
+                "ok"
+            },
+        )
+    }));
+    assert_eq!(a_rows, expected);
+
+    // B: 10 + 5 + 1 executions with their prepared text, and the failed prepare.
+    let b_rows: Vec<&Q> = qs.iter().filter(|q| q.tid != a_tid).collect();
+    let count = |text: &str| b_rows.iter().filter(|q| q.text == text).count();
+    assert_eq!(count("INSERT INTO t (id, v) VALUES (?, ?)"), 10);
+    assert_eq!(count("SELECT v FROM t WHERE id = ?"), 5);
+    assert_eq!(count("SELECT count(*) FROM t"), 1);
+    let failed: Vec<&&Q> = b_rows.iter().filter(|q| q.status == "error").collect();
+    assert_eq!(failed.len(), 1, "{b_rows:#?}");
+    assert_eq!(failed[0].text, "SELEC broken");
+    assert!(
+        b_rows.iter().all(|q| !q.text.contains("dbflight:")),
+        "every execute found its prepared text: {b_rows:#?}"
+    );
+
+    // The server's own account: every Query and Execute of the two
+    // connections in the general log, per canonical text, as often as ours.
+    let log = db.sql(&format!(
+        "SELECT command_type, REPLACE(argument, '\\n', ' ') FROM mysql.general_log \
+         WHERE thread_id IN ({a_conn}, {b_conn}) AND command_type IN ('Query', 'Execute')"
+    ));
+    let mut theirs: BTreeMap<String, usize> = BTreeMap::new();
+    for line in log.lines() {
+        let (_, arg) = line.split_once('\t').expect("two columns");
+        *theirs.entry(canonical(arg)).or_default() += 1;
+    }
+    // The log also writes what a SQL-level EXECUTE runs, expanded, as a
+    // Query of its own (`SELECT v FROM t WHERE id = 2`): not a command.
+    let sql_executes = theirs["EXECUTE s USING @id"];
+    *theirs
+        .get_mut(&canonical("SELECT v FROM t WHERE id = ?"))
+        .expect("expanded EXECUTE in the log") -= sql_executes;
+    let mut ours: BTreeMap<String, usize> = BTreeMap::new();
+    for q in qs.iter().filter(|q| q.text != "SELEC broken") {
+        *ours.entry(canonical(&q.text)).or_default() += 1;
+    }
+    assert_eq!(
+        ours, theirs,
+        "per-statement counts: ours vs the general log"
+    );
+    let total: usize = theirs.values().sum();
+    assert_eq!(
+        total,
+        11 + 1 + 4 + 10 + 5 + 1,
+        "A, B's SELECT, driver SETs, executes"
+    );
+
+    // Network bytes and off-CPU time of the connection threads, attributed
+    // to their statements.
+    let net = rows(&t, Table::Net);
+    for tid in &tids {
+        let mine: Vec<&Row> = net
+            .iter()
+            .filter(|r| num(r, "tid") == *tid as i64)
+            .collect();
+        assert!(
+            mine.iter()
+                .any(|r| text(r, "direction") == Some("send") && r["query_seq"].is_some()),
+            "thread {tid} sent results of its statements"
+        );
+    }
+    let select_seq = qs
+        .iter()
+        .find(|q| q.text == "SELECT * FROM t ORDER BY id")
+        .unwrap()
+        .seq;
+    assert!(
+        net.iter().any(|r| num(r, "tid") == a_tid as i64
+            && r["query_seq"].as_deref() == Some(&select_seq.to_string())
+            && text(r, "direction") == Some("send")),
+        "the SELECT's result bytes carry its query_seq"
+    );
+    let sched = rows(&t, Table::Sched);
+    assert!(
+        tids.iter()
+            .all(|tid| sched.iter().any(|r| num(r, "tid") == *tid as i64)),
+        "off-CPU time of both threads"
+    );
+    let procs = processes(&t);
+    assert_eq!(
+        procs.get(&(db.pid() as i32)).and_then(|p| p.0.as_deref()),
+        Some("mysqld")
+    );
+    let m = &t.manifest;
+    assert_eq!(m.target.kind, "mariadb");
+    assert!(
+        m.target
+            .version
+            .as_deref()
+            .is_some_and(|v| v.starts_with("10.") || v.starts_with("11."))
+    );
+    assert_eq!(m.probes["queries"].strategy, "uprobe");
+    assert_eq!(m.events["queries"].dropped, 0);
+    assert!(m.complete);
+    eprintln!(
+        "mariadb: {} statements recorded ({} in the general log + 1 failed prepare), {} net rows, {} sched rows",
+        qs.len(),
+        total,
+        net.len(),
+        sched.len()
+    );
+}
+
+#[test]
+fn errors_for_missing_or_wrong_server() {
+    let out = Command::new(env!("CARGO_BIN_EXE_dbflight-record"))
+        .args(["--mysql", "999999999", "-o"])
+        .arg(tempfile::tempdir().unwrap().path().join("t"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no process with pid") || err.contains("CAP_BPF"),
+        "{err}"
+    );
+}
