@@ -66,6 +66,24 @@ pub struct EventKinds {
 }
 
 impl EventKinds {
+    /// The kinds recorded, in `--events` spelling (for the manifest).
+    pub fn names(&self) -> Vec<String> {
+        let on = [
+            self.queries,
+            self.plans,
+            self.locks,
+            self.lwlocks,
+            self.net,
+            self.sched,
+        ];
+        EVENT_KINDS
+            .iter()
+            .zip(on)
+            .filter(|(_, on)| *on)
+            .map(|(k, _)| k.to_string())
+            .collect()
+    }
+
     pub fn parse(events: &[String]) -> Result<Self> {
         let mut k = EventKinds::default();
         for e in events {
@@ -324,7 +342,7 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
             monotonic_to_utc_ns: clock.monotonic_to_utc_ns,
         },
         Options {
-            events: args.events.clone(),
+            events: kinds.names(),
             max_query_len: args.max_query_len,
             redact_literals: args.redact_literals,
         },
