@@ -169,13 +169,46 @@ pub enum Command {
             dbflight timeline ./trace --from 2025-11-22T02:29:01Z --pid 4242 --pid 4243"
     )]
     Timeline(TimelineArgs),
+
+    /// Copy a trace with the literals of its statements and the client addresses of process titles masked.
+    #[command(
+        long_about = concat!(
+            "Write a copy of TRACE to the new directory OUT that is safe to attach to a bug ",
+            "report: every literal of queries.query (strings, numbers) becomes a $N ",
+            "placeholder and comments are dropped, lexed in the traced server's dialect ",
+            "(PostgreSQL or MySQL, from the manifest), and the client address and port in ",
+            "processes.title (`10.0.0.5(53412)`) become `?(?)`. Every other column keeps its ",
+            "values, and the files of the other tables are copied byte for byte. The copy's ",
+            "manifest says so: options.redact_literals is true and `redaction` lists what was ",
+            "masked. processes.client_addr and the addresses of net are not masked."
+        ),
+        after_help = "Example:\n  dbflight redact ./incident-trace -o ./incident-redacted && dbflight bundle ./incident-redacted -o incident.tar"
+    )]
+    Redact(RedactArgs),
+
+    /// Pack a trace into one file (a tar, manifest first) that every command accepts as TRACE.
+    #[command(
+        long_about = concat!(
+            "Pack TRACE into one file for a bug report: a POSIX tar whose first member is ",
+            "manifest.json, then every complete Parquet file, each mode 0600; the bundle ",
+            "itself is created mode 0600. Every dbflight command accepts the bundle as TRACE ",
+            "(it is recognised by its content, whatever its name), and `tar xf` unpacks it ",
+            "into a trace directory that DuckDB or any Parquet reader opens."
+        ),
+        after_help = "Examples:\n  \
+            dbflight bundle ./incident-trace -o incident.tar\n  \
+            dbflight report incident.tar"
+    )]
+    Bundle(BundleArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Trace directory, as written by `dbflight-record -o TRACE`.
-    #[arg(value_name = "TRACE")]
-    pub trace: PathBuf,
+    /// Trace: a directory written by `dbflight-record -o`, a bundle file
+    /// (`dbflight bundle`) or an s3://, gs:// or file:// URL. Several traces
+    /// are read as one; a `trace` column in every table tells them apart.
+    #[arg(value_name = "TRACE", required = true, num_args = 1..)]
+    pub trace: Vec<PathBuf>,
 
     /// Output format: plain text for a terminal, Markdown for a bug report or
     /// wiki, or one self-contained HTML file with charts.
@@ -201,9 +234,11 @@ pub enum ReportFormat {
 
 #[derive(Debug, Args)]
 pub struct LocksArgs {
-    /// Trace directory, as written by `dbflight-record -o TRACE`.
-    #[arg(value_name = "TRACE")]
-    pub trace: PathBuf,
+    /// Trace: a directory written by `dbflight-record -o`, a bundle file
+    /// (`dbflight bundle`) or an s3://, gs:// or file:// URL. Several traces
+    /// are read as one; a `trace` column in every table tells them apart.
+    #[arg(value_name = "TRACE", required = true, num_args = 1..)]
+    pub trace: Vec<PathBuf>,
 
     /// Write Graphviz DOT (render with `dot -Tsvg`) instead of the text listing.
     #[arg(long)]
@@ -216,9 +251,11 @@ pub struct LocksArgs {
 
 #[derive(Debug, Args)]
 pub struct TimelineArgs {
-    /// Trace directory, as written by `dbflight-record -o TRACE`.
-    #[arg(value_name = "TRACE")]
-    pub trace: PathBuf,
+    /// Trace: a directory written by `dbflight-record -o`, a bundle file
+    /// (`dbflight bundle`) or an s3://, gs:// or file:// URL. Several traces
+    /// are read as one; a `trace` column in every table tells them apart.
+    #[arg(value_name = "TRACE", required = true, num_args = 1..)]
+    pub trace: Vec<PathBuf>,
 
     /// Only the events of this process (repeat for several).
     #[arg(long, value_name = "N")]
@@ -282,27 +319,41 @@ pub fn parse_time_point(s: &str) -> Result<TimePoint, String> {
 
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// Trace directory, as written by `dbflight-record -o TRACE`.
-    #[arg(value_name = "TRACE")]
-    pub trace: PathBuf,
+    /// Trace: a directory written by `dbflight-record -o`, a bundle file
+    /// (`dbflight bundle`) or an s3://, gs:// or file:// URL. Several traces
+    /// are read as one; a `trace` column in every table tells them apart.
+    #[arg(value_name = "TRACE", required = true, num_args = 1..)]
+    pub trace: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct SqlArgs {
-    /// Trace directory, as written by `dbflight-record -o TRACE`.
-    #[arg(value_name = "TRACE")]
-    pub trace: PathBuf,
-
-    /// SQL to run; several statements may be separated by `;`.
+    /// The trace(s), then the SQL: `dbflight sql TRACE "SQL"`,
+    /// `dbflight sql A B "SQL"`. Without -e and -f, the last of two or more is
+    /// the SQL; with -e or -f, every one is a trace. A trace is a directory
+    /// written by `dbflight-record -o`, a bundle file or an s3://, gs:// or
+    /// file:// URL.
     ///
-    /// Tables: queries, plan_nodes, locks, lwlocks, net, sched, processes, recorder_stats.
-    /// Without SQL and without -f, the statements are read from standard input
-    /// (e.g. `dbflight sql ./trace < report.sql`).
-    #[arg(value_name = "SQL", conflicts_with = "file")]
-    pub sql: Option<String>,
+    /// Tables: queries, plan_nodes, locks, lwlocks, net, sched, processes, recorder_stats;
+    /// with several traces each has a `trace` column (the trace's name) first.
+    /// Without SQL, the statements are read from standard input
+    /// (e.g. `dbflight sql ./trace < report.sql`), or an interactive shell
+    /// starts when standard input is a terminal.
+    #[arg(value_name = "TRACE... [SQL]", required = true, num_args = 1..)]
+    pub args: Vec<PathBuf>,
+
+    /// The SQL to run; every positional argument is then a trace
+    /// (e.g. `dbflight sql A B -e "SELECT trace, count(*) FROM queries GROUP BY trace"`).
+    #[arg(
+        short = 'e',
+        long = "execute",
+        value_name = "SQL",
+        conflicts_with = "file"
+    )]
+    pub execute: Option<String>,
 
     /// Read the SQL from FILE instead of the command line; `-` reads stdin
-    /// (e.g. `-f queries/slowest.sql`).
+    /// (e.g. `-f queries/slowest.sql`). Every positional argument is then a trace.
     #[arg(short = 'f', long = "file", value_name = "FILE.sql")]
     pub file: Option<PathBuf>,
 
@@ -317,11 +368,51 @@ pub struct SqlArgs {
     pub output: Option<PathBuf>,
 }
 
+impl SqlArgs {
+    /// The traces, and the SQL given on the command line (by -e or as the
+    /// last of two or more positional arguments).
+    pub fn split(&self) -> Result<(Vec<PathBuf>, Option<String>), String> {
+        if self.execute.is_some() || self.file.is_some() || self.args.len() < 2 {
+            return Ok((self.args.clone(), self.execute.clone()));
+        }
+        let (last, traces) = self.args.split_last().ok_or("no TRACE given")?;
+        let sql = last
+            .to_str()
+            .ok_or("the SQL is not valid UTF-8")?
+            .to_string();
+        Ok((traces.to_vec(), Some(sql)))
+    }
+}
+
 #[derive(Debug, Args)]
-pub struct HistArgs {
-    /// Trace directory, as written by `dbflight-record -o TRACE`.
+pub struct BundleArgs {
+    /// Trace to pack: a directory, a bundle or an s3://, gs:// or file:// URL.
     #[arg(value_name = "TRACE")]
     pub trace: PathBuf,
+
+    /// The bundle file to write, mode 0600 (e.g. `-o incident.tar`).
+    #[arg(short = 'o', long = "output", value_name = "FILE", required = true)]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RedactArgs {
+    /// Trace to copy: a directory, a bundle or an s3://, gs:// or file:// URL.
+    #[arg(value_name = "TRACE")]
+    pub trace: PathBuf,
+
+    /// The new directory to write the redacted trace to (mode 0700, files 0600).
+    #[arg(short = 'o', long = "output", value_name = "OUT", required = true)]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct HistArgs {
+    /// Trace: a directory written by `dbflight-record -o`, a bundle file
+    /// (`dbflight bundle`) or an s3://, gs:// or file:// URL. Several traces
+    /// are read as one; a `trace` column in every table tells them apart.
+    #[arg(value_name = "TRACE", required = true, num_args = 1..)]
+    pub trace: Vec<PathBuf>,
 
     /// One histogram per fingerprint (statements that differ only in their
     /// constants), most calls first, instead of one for all statements.
@@ -348,9 +439,11 @@ pub enum By {
 
 #[derive(Debug, Args)]
 pub struct SlowArgs {
-    /// Trace directory, as written by `dbflight-record -o TRACE`.
-    #[arg(value_name = "TRACE")]
-    pub trace: PathBuf,
+    /// Trace: a directory written by `dbflight-record -o`, a bundle file
+    /// (`dbflight bundle`) or an s3://, gs:// or file:// URL. Several traces
+    /// are read as one; a `trace` column in every table tells them apart.
+    #[arg(value_name = "TRACE", required = true, num_args = 1..)]
+    pub trace: Vec<PathBuf>,
 
     /// List statements that took at least this long: a number and a unit,
     /// ns, us, ms, s, m or h (e.g. 10ms, 1.5s, 500us, 100ns); 0 lists all.
@@ -470,9 +563,65 @@ mod tests {
 
     #[test]
     fn sql_and_file_conflict() {
-        let err =
-            Cli::try_parse_from(["dbflight", "sql", "t", "SELECT 1", "-f", "x.sql"]).unwrap_err();
+        let err = Cli::try_parse_from(["dbflight", "sql", "t", "-e", "SELECT 1", "-f", "x.sql"])
+            .unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    fn sql_split(argv: &[&str]) -> (Vec<PathBuf>, Option<String>) {
+        let cli = Cli::try_parse_from(argv).unwrap();
+        let Command::Sql(args) = cli.command else {
+            panic!("expected sql");
+        };
+        args.split().unwrap()
+    }
+
+    #[test]
+    fn sql_traces_and_statement_stay_unambiguous() {
+        let p = |v: &[&str]| v.iter().map(PathBuf::from).collect::<Vec<_>>();
+        let cases: [(&[&str], Vec<PathBuf>, Option<&str>); 6] = [
+            (&["dbflight", "sql", "t"], p(&["t"]), None),
+            (
+                &["dbflight", "sql", "t", "SELECT 1"],
+                p(&["t"]),
+                Some("SELECT 1"),
+            ),
+            (
+                &["dbflight", "sql", "a", "b", "SELECT 1"],
+                p(&["a", "b"]),
+                Some("SELECT 1"),
+            ),
+            (
+                &["dbflight", "sql", "a", "b", "-e", "SELECT 1"],
+                p(&["a", "b"]),
+                Some("SELECT 1"),
+            ),
+            (
+                &["dbflight", "sql", "a", "b", "-f", "x.sql"],
+                p(&["a", "b"]),
+                None,
+            ),
+            (
+                &["dbflight", "sql", "-e", "SELECT 1", "a"],
+                p(&["a"]),
+                Some("SELECT 1"),
+            ),
+        ];
+        for (argv, traces, sql) in cases {
+            assert_eq!(sql_split(argv), (traces, sql.map(String::from)), "{argv:?}");
+        }
+        let err = Cli::try_parse_from(["dbflight", "sql"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+    }
+
+    #[test]
+    fn several_traces_for_every_reading_command() {
+        for cmd in ["info", "hist", "slow", "report", "locks", "timeline"] {
+            Cli::try_parse_from(["dbflight", cmd, "a", "b.tar", "s3://x/y"])
+                .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+        }
+        let err = Cli::try_parse_from(["dbflight", "bundle", "t"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
     }
 
     #[test]
@@ -599,7 +748,7 @@ mod tests {
             panic!("expected sql");
         };
         assert_eq!(args.format, Format::Table);
-        assert_eq!(args.sql.as_deref(), Some("SELECT 1"));
+        assert_eq!(args.split().unwrap().1.as_deref(), Some("SELECT 1"));
         assert!(args.output.is_none() && args.file.is_none());
     }
 }

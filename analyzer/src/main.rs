@@ -12,8 +12,11 @@ mod lockgraph;
 mod output;
 mod progress;
 mod queries;
+mod redact;
 mod report;
 mod session;
+mod shell;
+mod source;
 mod udf;
 
 use std::process::ExitCode;
@@ -43,5 +46,7 @@ fn run() -> anyhow::Result<()> {
         Command::Report(args) => commands::report::run(&args),
         Command::Locks(args) => commands::locks::run(&args),
         Command::Timeline(args) => commands::timeline::run(&args),
+        Command::Redact(args) => commands::redact::run(&args),
+        Command::Bundle(args) => commands::bundle::run(&args),
     }
 }

@@ -14,14 +14,16 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use datafusion::catalog::TableProvider;
 use datafusion::catalog::empty::EmptyTable;
+use datafusion::common::Column as DfColumn;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::{DataFrame, Expr, SessionConfig, SessionContext, lit};
 use dbflight_format::Table;
 use dbflight_format::reader::{TraceFile, TraceFiles};
 
+use crate::source::OpenTrace;
 use crate::udf;
 
 /// Builds the session for a trace: information_schema on (so `SHOW TABLES`
@@ -44,6 +46,47 @@ pub fn session_for(trace: &TraceFiles) -> Result<SessionContext> {
         let provider = table_provider(table, files)
             .with_context(|| format!("cannot register table {table}"))?;
         ctx.register_table(table.name(), provider)
+            .with_context(|| format!("cannot register table {table}"))?;
+    }
+    Ok(ctx)
+}
+
+/// The session over one or several traces. One trace gives exactly
+/// [`session_for`]'s tables. Several give, for every table, the union of
+/// their rows with a first column `trace` (Utf8, the trace's name), so
+/// `GROUP BY trace` or `WHERE trace = 'a'` tells them apart and every report
+/// works over the union. `fingerprint` lexes the first trace's dialect.
+pub fn session_for_traces(traces: &[OpenTrace]) -> Result<SessionContext> {
+    let [first, rest @ ..] = traces else {
+        anyhow::bail!("no trace to query");
+    };
+    let ctx = session_for(first)?;
+    if rest.is_empty() {
+        return Ok(ctx);
+    }
+    for table in Table::ALL {
+        let mut union: Option<DataFrame> = None;
+        for t in traces {
+            let files = t.tables.get(&table).map_or(&[][..], Vec::as_slice);
+            let provider = table_provider(table, files)
+                .with_context(|| format!("cannot register table {table} of {}", t.origin))?;
+            let mut columns = vec![lit(t.name.as_str()).alias("trace")];
+            columns.extend(
+                table
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| Expr::Column(DfColumn::new_unqualified(f.name()))),
+            );
+            let df = ctx.read_table(provider)?.select(columns)?;
+            union = Some(match union {
+                None => df,
+                Some(u) => u.union(df)?,
+            });
+        }
+        let Some(union) = union else { continue };
+        ctx.deregister_table(table.name())?;
+        ctx.register_table(table.name(), union.into_view())
             .with_context(|| format!("cannot register table {table}"))?;
     }
     Ok(ctx)

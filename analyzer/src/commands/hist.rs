@@ -13,19 +13,19 @@ use datafusion::prelude::SessionContext;
 use dbflight_format::Table;
 
 use crate::cli::{By, HistArgs};
-use crate::commands::{NO_STATEMENTS, collect, open_trace, restrict_queries, runtime};
+use crate::commands::{NO_STATEMENTS, collect, open_traces, restrict_queries, runtime, total_rows};
 use crate::histogram::Log2Hist;
 use crate::output::Stdout;
 use crate::queries;
-use crate::session::session_for;
+use crate::session::session_for_traces;
 
 pub fn run(args: &HistArgs) -> Result<()> {
-    let trace = open_trace(&args.trace)?;
-    if trace.rows(Table::Queries) == 0 {
+    let traces = open_traces(&args.trace)?;
+    if total_rows(&traces, Table::Queries) == 0 {
         eprintln!("{NO_STATEMENTS}");
         return Ok(());
     }
-    let ctx = session_for(&trace)?;
+    let ctx = session_for_traces(&traces)?;
     let histograms = runtime()?.block_on(compute(&ctx, args))?;
     if histograms.is_empty() {
         match &args.where_ {

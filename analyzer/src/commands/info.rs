@@ -19,14 +19,19 @@ use dbflight_format::reader::{TraceFile, TraceFiles};
 use dbflight_format::{Manifest, Table};
 
 use crate::cli::InfoArgs;
-use crate::commands::open_trace;
+use crate::commands::open_traces;
 use crate::output::{Stdout, TABLE_PRESET};
 
 pub fn run(args: &InfoArgs) -> Result<()> {
-    let trace = open_trace(&args.trace)?;
-    let summary = Summary::read(&trace)?;
+    let traces = open_traces(&args.trace)?;
     let mut out = Stdout::new();
-    write_info(&mut out, &trace, &summary)?;
+    for (i, trace) in traces.iter().enumerate() {
+        let summary = Summary::read(trace)?;
+        if i > 0 {
+            writeln!(out)?;
+        }
+        write_info(&mut out, trace, &summary)?;
+    }
     out.flush().context("cannot write to stdout")
 }
 

@@ -8,16 +8,16 @@ use anyhow::{Context, Result, bail};
 use datafusion::prelude::SessionContext;
 
 use crate::cli::LocksArgs;
-use crate::commands::{collect, open_trace, runtime};
+use crate::commands::{collect, open_traces, runtime};
 use crate::lockgraph::{DeadlockReport, LockGraph, Wait};
 use crate::output::Sink;
 use crate::progress::Progress;
 use crate::queries;
-use crate::session::session_for;
+use crate::session::session_for_traces;
 
 pub fn run(args: &LocksArgs) -> Result<()> {
-    let trace = open_trace(&args.trace)?;
-    let ctx = session_for(&trace)?;
+    let traces = open_traces(&args.trace)?;
+    let ctx = session_for_traces(&traces)?;
     let progress = Progress::start("building the lock wait-for graph");
     let graph = runtime()?.block_on(lock_graph(&ctx))?;
     drop(progress);

@@ -1,41 +1,57 @@
 //! One module per `dbflight` command, and what they share: opening a trace
 //! with errors that say what to pass instead, the query runtime, `--where`.
 
+pub mod bundle;
 pub mod hist;
 pub mod info;
 pub mod locks;
+pub mod redact;
 pub mod report;
 pub mod slow;
 pub mod sql;
 pub mod timeline;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::source::OpenTrace;
 use anyhow::{Context, Result, anyhow, bail};
 use arrow::array::RecordBatch;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::DFParser;
-use dbflight_format::reader::TraceFiles;
 
-/// Opens and checks a trace (manifest, every Parquet footer). Errors name the
-/// offending path: a missing TRACE, a file given for a directory, a directory
-/// without manifest, a missing, truncated or foreign segment file.
-pub fn open_trace(dir: &Path) -> Result<TraceFiles> {
-    match std::fs::metadata(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
-            "{} does not exist: pass the directory written by dbflight-record -o",
-            dir.display()
-        ),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
-        Ok(m) if !m.is_dir() => bail!(
-            "{} is not a dbflight trace: it is a file, not a directory; pass the directory written by dbflight-record -o",
-            dir.display()
-        ),
-        Ok(_) => {}
+/// Opens and checks a trace: a directory, a bundle or an object-store URL
+/// (see [`crate::source`]). Errors name the offending path: a missing TRACE,
+/// a file that is neither a bundle nor a trace, a directory without manifest,
+/// a missing, truncated or foreign segment file.
+pub fn open_trace(arg: &Path) -> Result<OpenTrace> {
+    crate::source::open(arg)
+}
+
+/// Opens every TRACE given; names that repeat (two `trace` directories in
+/// different places) get `#2`, `#3`, ... so the `trace` column tells them apart.
+pub fn open_traces(args: &[PathBuf]) -> Result<Vec<OpenTrace>> {
+    if args.is_empty() {
+        bail!("no TRACE given");
     }
-    TraceFiles::open(dir).context("cannot open the trace")
+    let mut traces: Vec<OpenTrace> = Vec::with_capacity(args.len());
+    for arg in args {
+        let mut t = open_trace(arg)?;
+        let base = t.name.clone();
+        let mut n = 1;
+        while traces.iter().any(|o| o.name == t.name) {
+            n += 1;
+            t.name = format!("{base}#{n}");
+        }
+        traces.push(t);
+    }
+    Ok(traces)
+}
+
+/// Rows of a table over all traces.
+pub fn total_rows(traces: &[OpenTrace], table: dbflight_format::Table) -> u64 {
+    traces.iter().map(|t| t.rows(table)).sum()
 }
 
 /// The runtime queries run on.

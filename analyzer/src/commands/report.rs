@@ -6,17 +6,25 @@ use anyhow::Result;
 
 use crate::cli::{ReportArgs, ReportFormat};
 use crate::commands::locks::render_svg;
-use crate::commands::{open_trace, runtime};
+use crate::commands::{open_traces, runtime};
 use crate::output::Sink;
 use crate::progress::Progress;
 use crate::report::{self, LockPicture};
-use crate::session::session_for;
+use crate::session::session_for_traces;
 
 pub fn run(args: &ReportArgs) -> Result<()> {
-    let trace = open_trace(&args.trace)?;
-    let ctx = session_for(&trace)?;
+    let traces = open_traces(&args.trace)?;
+    let trace = &traces[0];
+    let ctx = session_for_traces(&traces)?;
     let progress = Progress::start("report");
-    let report = runtime()?.block_on(report::build(&ctx, &trace, &progress))?;
+    let mut report = runtime()?.block_on(report::build(&ctx, trace, &progress))?;
+    if traces.len() > 1 {
+        report.trace = traces
+            .iter()
+            .map(|t| t.origin.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+    }
     let locks = if args.format == ReportFormat::Html && !report.lock_graph.is_empty() {
         progress.set("report: drawing the lock graph");
         Some(lock_picture(&report.lock_graph)?)

@@ -13,20 +13,20 @@ use dbflight_format::Table;
 use futures::StreamExt;
 
 use crate::cli::{Format, SlowArgs, SlowFormat};
-use crate::commands::{NO_STATEMENTS, open_trace, restrict_queries, runtime};
+use crate::commands::{NO_STATEMENTS, open_traces, restrict_queries, runtime, total_rows};
 use crate::output::{Printer, Sink};
-use crate::session::session_for;
+use crate::session::session_for_traces;
 
 pub fn run(args: &SlowArgs) -> Result<()> {
-    let trace = open_trace(&args.trace)?;
-    let total = trace.rows(Table::Queries);
+    let traces = open_traces(&args.trace)?;
+    let total = total_rows(&traces, Table::Queries);
     if total == 0 {
         eprintln!("{NO_STATEMENTS}");
         if args.format == SlowFormat::Text {
             return Ok(());
         }
     }
-    let ctx = session_for(&trace)?;
+    let ctx = session_for_traces(&traces)?;
     let width = (!args.full && args.output.is_none())
         .then(line_width)
         .flatten();

@@ -15,18 +15,28 @@ use datafusion::sql::parser::{DFParser, Statement};
 use futures::StreamExt;
 
 use crate::cli::{Format, SqlArgs};
-use crate::commands::{open_trace, runtime};
+use crate::commands::{open_traces, runtime};
 use crate::output::{Printer, Sink};
-use crate::session::session_for;
+use crate::session::session_for_traces;
 
 const HINT: &str =
     "hint: `SHOW TABLES` lists the tables, `SHOW COLUMNS FROM queries` a table's columns";
 
 pub fn run(args: &SqlArgs) -> Result<()> {
-    let trace = open_trace(&args.trace)?;
-    let sql = read_sql(args)?;
+    let (trace_args, inline) = args.split().map_err(|e| anyhow!(e))?;
+    let traces = open_traces(&trace_args)?;
+    if inline.is_none() && args.file.is_none() && std::io::stdin().is_terminal() {
+        let ctx = session_for_traces(&traces)?;
+        let names = traces
+            .iter()
+            .map(|t| t.origin.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        return crate::shell::run(&ctx, &runtime()?, &names);
+    }
+    let sql = read_sql(args, inline)?;
     let statements = parse(&sql)?;
-    let ctx = session_for(&trace)?;
+    let ctx = session_for_traces(&traces)?;
     let runtime = runtime()?;
     let mut sink = Sink::new(args.output.as_deref());
     let result = runtime.block_on(run_statements(&ctx, statements, args.format, &mut sink));
@@ -36,7 +46,7 @@ pub fn run(args: &SqlArgs) -> Result<()> {
 }
 
 /// The SQL text: the argument, the file of `-f` (`-` is stdin), or piped stdin.
-fn read_sql(args: &SqlArgs) -> Result<String> {
+fn read_sql(args: &SqlArgs, inline: Option<String>) -> Result<String> {
     let read_stdin = || -> Result<String> {
         let mut s = String::new();
         std::io::stdin()
@@ -44,15 +54,11 @@ fn read_sql(args: &SqlArgs) -> Result<String> {
             .context("cannot read SQL from stdin")?;
         Ok(s)
     };
-    match (&args.sql, &args.file) {
-        (Some(sql), _) => Ok(sql.clone()),
+    match (inline, &args.file) {
+        (Some(sql), _) => Ok(sql),
         (None, Some(path)) if path.as_os_str() == "-" => read_stdin(),
         (None, Some(path)) => std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the SQL file {}", path.display())),
-        (None, None) if std::io::stdin().is_terminal() => bail!(
-            "no SQL given: pass a statement (dbflight sql TRACE \"SELECT count(*) FROM queries\") \
-             or a file (-f FILE.sql); the interactive shell is not available yet"
-        ),
         (None, None) => read_stdin(),
     }
 }
@@ -66,7 +72,7 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
     Ok(statements.into())
 }
 
-async fn run_statements<W: Write>(
+pub async fn run_statements<W: Write>(
     ctx: &SessionContext,
     statements: Vec<Statement>,
     format: Format,

@@ -15,15 +15,20 @@ use futures::StreamExt;
 use crate::cli::TimelineArgs;
 use crate::columns::Column;
 use crate::commands::slow::{cut, line_width, one_line};
-use crate::commands::{open_trace, runtime};
+use crate::commands::{open_traces, runtime};
 use crate::output::Sink;
 use crate::queries;
-use crate::session::session_for;
+use crate::session::session_for_traces;
 
 pub fn run(args: &TimelineArgs) -> Result<()> {
-    let trace = open_trace(&args.trace)?;
-    let ctx = session_for(&trace)?;
-    let start_ns = trace.manifest.started_at_ns;
+    let traces = open_traces(&args.trace)?;
+    let ctx = session_for_traces(&traces)?;
+    // With several traces, offsets count from the earliest start.
+    let start_ns = traces
+        .iter()
+        .map(|t| t.manifest.started_at_ns)
+        .min()
+        .unwrap_or_default();
     let filter = Filter {
         pids: args.pid.clone(),
         from_ns: args.from.map(|t| t.resolve(start_ns)),
