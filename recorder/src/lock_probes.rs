@@ -62,12 +62,7 @@ fn function_probes(elf: &ElfInfo) -> Result<Vec<PlannedProbe>, String> {
 }
 
 fn plan_usdt(elf: &ElfInfo) -> Result<(String, Vec<PlannedProbe>), String> {
-    let notes = elf
-        .usdt_probes()
-        .map_err(|e| format!("cannot read USDT notes: {e}"))?;
-    if notes.is_empty() {
-        return Err("the binary has no USDT probes".into());
-    }
+    let notes = crate::probe_plan::usdt_notes(elf)?;
     let mut probes = function_probes(elf)?;
     for (name, role) in [
         ("lock__wait__start", ROLE_LOCK_WAIT_START),

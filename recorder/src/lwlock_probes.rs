@@ -15,12 +15,7 @@ use crate::probe_plan::{PlannedProbe, ProbePlan, arg_spec, probe_spec, usdt_site
 pub const STRATEGIES: [&str; 1] = ["usdt"];
 
 fn plan_usdt(elf: &ElfInfo) -> Result<(String, Vec<PlannedProbe>), String> {
-    let notes = elf
-        .usdt_probes()
-        .map_err(|e| format!("cannot read USDT notes: {e}"))?;
-    if notes.is_empty() {
-        return Err("the binary has no USDT probes".into());
-    }
+    let notes = crate::probe_plan::usdt_notes(elf)?;
     let mut probes = Vec::new();
     let mut names = Vec::new();
     for (name, role) in [

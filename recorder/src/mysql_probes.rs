@@ -12,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 use crate::elf::ElfInfo;
 use crate::events::{
@@ -23,6 +23,7 @@ use crate::events::{
 use crate::probe_plan::{PlannedProbe, ProbePlan, arg_spec, probe_spec, reg_arg, uprobe_at};
 
 use crate::procfs;
+use crate::target::{ServerKind, binary_shown, resolve_server, what_runs};
 use crate::usdt::{ArgLocation, UsdtArg, x86_64_reg_off};
 
 /// Which server family a binary belongs to.
@@ -61,57 +62,24 @@ fn server_binary_name(pid: u32) -> Option<String> {
 
 /// Resolves `--mysql auto|PID` to a running mysqld/mariadbd.
 pub fn find_mysql(spec: &str) -> Result<MysqlTarget> {
-    let pid = if spec == "auto" {
-        let mut found: Vec<u32> = std::fs::read_dir("/proc")
-            .map(|d| {
-                d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                    .filter(|&p| server_binary_name(p).is_some())
-                    .collect()
-            })
-            .unwrap_or_default();
-        found.sort_unstable();
-        match found.as_slice() {
-            [] => bail!(
-                "no running MySQL or MariaDB server found (no process runs a mysqld or mariadbd binary); start the server, or pass its pid with --mysql PID"
-            ),
-            [one] => *one,
-            many => {
-                let list: Vec<String> = many
-                    .iter()
-                    .map(|p| format!("  {p}  {}", procfs::cmdline(*p).unwrap_or_default()))
-                    .collect();
-                bail!(
-                    "{} MySQL/MariaDB servers are running; choose one with --mysql PID:\n{}",
-                    many.len(),
-                    list.join("\n")
-                )
-            }
-        }
-    } else {
-        let pid: u32 = spec
-            .parse()
-            .with_context(|| format!("--mysql takes `auto` or a pid, not {spec:?}"))?;
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            bail!(
-                "no process with pid {pid}: check the server's pid (its pid-file) or use --mysql auto"
-            );
-        }
-        if server_binary_name(pid).is_none() {
-            let exe = std::fs::read_link(procfs::exe_path(pid)).map(|p| p.display().to_string());
-            bail!(
-                "pid {pid} is not a MySQL or MariaDB server (it runs {}); pass the pid of mysqld or mariadbd, or use --mysql auto",
-                exe.unwrap_or_else(
-                    |_| procfs::comm(pid).unwrap_or_else(|| "an unreadable binary".into())
-                )
-            );
-        }
-        pid
-    };
+    let pid = resolve_server(
+        spec,
+        &ServerKind {
+            flag: "--mysql",
+            name: "MySQL/MariaDB",
+            is_server: &|p| server_binary_name(p).is_some(),
+            runs: "a mysqld or mariadbd binary",
+            pid_hint: "its pid-file",
+        },
+    )?;
+    if spec != "auto" && server_binary_name(pid).is_none() {
+        bail!(
+            "pid {pid} is not a MySQL or MariaDB server (it runs {}); pass the pid of mysqld or mariadbd, or use --mysql auto",
+            what_runs(pid)
+        );
+    }
     let binary = procfs::exe_path(pid);
-    let binary_shown = std::fs::read_link(&binary)
-        .with_context(|| format!("cannot read {} (the recorder needs root or CAP_SYS_PTRACE to see another user's process)", binary.display()))?
-        .display()
-        .to_string();
+    let binary_shown = binary_shown(&binary)?;
     Ok(MysqlTarget {
         pid,
         binary,

@@ -118,6 +118,20 @@ pub fn reg_arg(reg: &str, size: u8, signed: bool) -> UsdtArgSpec {
     })
 }
 
+/// The binary's USDT probes, or why there are none to use.
+pub fn usdt_notes(elf: &ElfInfo) -> Result<Vec<UsdtProbe>, String> {
+    let notes = elf
+        .usdt_probes()
+        .map_err(|e| format!("cannot read USDT notes: {e}"))?;
+    if notes.is_empty() {
+        return Err(
+            "the binary has no USDT probes (.note.stapsdt); it was built without --enable-dtrace"
+                .into(),
+        );
+    }
+    Ok(notes)
+}
+
 /// Every site of USDT probe `postgresql:NAME`, each as a probe with `spec`
 /// (its own arguments appended to `extra` when `with_args`).
 pub fn usdt_sites(

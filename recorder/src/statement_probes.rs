@@ -141,15 +141,7 @@ fn plan_usdt(
     load_base: u64,
     pg_major: Option<u32>,
 ) -> Result<(String, Vec<PlannedProbe>), String> {
-    let notes = elf
-        .usdt_probes()
-        .map_err(|e| format!("cannot read USDT notes: {e}"))?;
-    if notes.is_empty() {
-        return Err(
-            "the binary has no USDT probes (.note.stapsdt); it was built without --enable-dtrace"
-                .into(),
-        );
-    }
+    let notes = crate::probe_plan::usdt_notes(elf)?;
     let mut probes = vec![portal_run_start(elf, load_base, pg_major)?];
     let mut detail = String::from("PortalRun entry (uprobe)");
     for (name, event) in [
@@ -243,17 +235,7 @@ mod tests {
     use super::*;
     use crate::events::{USDT_ARG_ABS_DEREF, USDT_ARG_REG_DEREF};
 
-    const PG15: &str = "/usr/lib/postgresql/15/bin/postgres";
-
-    fn pg15() -> Option<ElfInfo> {
-        match ElfInfo::from_path(std::path::Path::new(PG15)) {
-            Ok(e) => Some(e),
-            Err(_) => {
-                eprintln!("SKIPPED: {PG15} not installed");
-                None
-            }
-        }
-    }
+    use crate::probe_plan::tests::pg15;
 
     #[test]
     fn usdt_plan_on_debian_pg15() {

@@ -47,46 +47,93 @@ fn all_pids() -> Vec<u32> {
 }
 
 /// Resolves `--postgres auto|PID` to a postmaster.
-pub fn find_postgres(spec: &str) -> Result<PgTarget> {
-    let pid = if spec == "auto" {
+/// How `--postgres`/`--mysql` name a kind of server in their messages.
+pub struct ServerKind<'a> {
+    /// The flag: `--postgres`.
+    pub flag: &'a str,
+    /// `PostgreSQL`, `MySQL or MariaDB`.
+    pub name: &'a str,
+    /// What `auto` looks for and an explicit pid must be.
+    pub is_server: &'a dyn Fn(u32) -> bool,
+    /// What runs the server, for "no server found": `a postgres binary`.
+    pub runs: &'a str,
+    /// How to find the pid, for "no such process".
+    pub pid_hint: &'a str,
+}
+
+/// Resolves `auto|PID` to the one running server of `kind`, or an error
+/// that says what to do.
+pub fn resolve_server(spec: &str, kind: &ServerKind) -> Result<u32> {
+    let ServerKind {
+        flag, name, runs, ..
+    } = kind;
+    if spec == "auto" {
         let mut found: Vec<u32> = all_pids()
             .into_iter()
-            .filter(|&p| is_postmaster(p))
+            .filter(|&p| (kind.is_server)(p))
             .collect();
         found.sort_unstable();
-        match found.as_slice() {
+        return match found.as_slice() {
             [] => bail!(
-                "no running PostgreSQL server found (no process runs a `postgres` binary); start the server, or pass its postmaster's pid with --postgres PID"
+                "no running {name} server found (no process runs {runs}); start the server, or pass its pid with {flag} PID"
             ),
-            [one] => *one,
+            [one] => Ok(*one),
             many => {
                 let list: Vec<String> = many
                     .iter()
                     .map(|p| format!("  {p}  {}", procfs::cmdline(*p).unwrap_or_default()))
                     .collect();
                 bail!(
-                    "{} PostgreSQL servers are running; choose one with --postgres PID:\n{}",
+                    "{} {name} servers are running; choose one with {flag} PID:\n{}",
                     many.len(),
                     list.join("\n")
                 )
             }
-        }
-    } else {
-        let pid: u32 = spec
-            .parse()
-            .with_context(|| format!("--postgres takes `auto` or a pid, not {spec:?}"))?;
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            bail!(
-                "no process with pid {pid}: check the postmaster's pid (`head -1 $PGDATA/postmaster.pid`) or use --postgres auto"
-            );
-        }
+        };
+    }
+    let pid: u32 = spec
+        .parse()
+        .with_context(|| format!("{flag} takes `auto` or a pid, not {spec:?}"))?;
+    if !Path::new(&format!("/proc/{pid}")).exists() {
+        bail!(
+            "no process with pid {pid}: check the server's pid ({}) or use {flag} auto",
+            kind.pid_hint
+        );
+    }
+    Ok(pid)
+}
+
+/// What a pid that is not the server runs, for error messages.
+pub fn what_runs(pid: u32) -> String {
+    std::fs::read_link(procfs::exe_path(pid))
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| procfs::comm(pid).unwrap_or_else(|| "an unreadable binary".into()))
+}
+
+/// The path to show for a server's binary (its /proc/PID/exe link).
+pub fn binary_shown(binary: &Path) -> Result<String> {
+    Ok(std::fs::read_link(binary)
+        .with_context(|| format!("cannot read {} (the recorder needs root or CAP_SYS_PTRACE to see another user's process)", binary.display()))?
+        .display()
+        .to_string())
+}
+
+pub fn find_postgres(spec: &str) -> Result<PgTarget> {
+    let pid = resolve_server(
+        spec,
+        &ServerKind {
+            flag: "--postgres",
+            name: "PostgreSQL",
+            is_server: &is_postmaster,
+            runs: "a `postgres` binary",
+            pid_hint: "`head -1 $PGDATA/postmaster.pid`",
+        },
+    )?;
+    if spec != "auto" {
         if !is_postgres_binary(pid) {
-            let exe = std::fs::read_link(procfs::exe_path(pid)).map(|p| p.display().to_string());
             bail!(
                 "pid {pid} is not a PostgreSQL server (it runs {}); pass the postmaster's pid or use --postgres auto",
-                exe.unwrap_or_else(
-                    |_| procfs::comm(pid).unwrap_or_else(|| "an unreadable binary".into())
-                )
+                what_runs(pid)
             );
         }
         if !is_postmaster(pid) {
@@ -96,13 +143,9 @@ pub fn find_postgres(spec: &str) -> Result<PgTarget> {
                 procfs::cmdline(pid).unwrap_or_default()
             );
         }
-        pid
-    };
+    }
     let binary = procfs::exe_path(pid);
-    let binary_shown = std::fs::read_link(&binary)
-        .with_context(|| format!("cannot read {} (the recorder needs root or CAP_SYS_PTRACE to see another user's process)", binary.display()))?
-        .display()
-        .to_string();
+    let binary_shown = binary_shown(&binary)?;
     let version = std::fs::read(&binary)
         .ok()
         .and_then(|b| version_from_binary(&b));
