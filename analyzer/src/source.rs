@@ -278,7 +278,7 @@ fn append_file<W: Write>(builder: &mut tar::Builder<W>, path: &Path, name: &Path
 /// Fetches a trace at an object-store URL into a private temporary directory.
 fn open_url(url: &url::Url) -> Result<OpenTrace> {
     let origin = url.to_string();
-    let (store, prefix) = store_for(url).with_context(|| format!("cannot open {origin}"))?;
+    let (store, prefix) = store_for(url).map_err(|e| anyhow!("cannot open {origin}: {e}"))?;
     let scratch = scratch_dir("remote")?;
     let dir = scratch.path().join("trace");
     create_private_dir(&dir)?;
@@ -286,9 +286,11 @@ fn open_url(url: &url::Url) -> Result<OpenTrace> {
         .enable_all()
         .build()
         .context("cannot start the download runtime")?;
+    // object_store's messages already hold their sources' text: keep only
+    // the top one, or `{:#}` prints every nested message twice.
     let fetched = runtime
         .block_on(fetch(store.as_ref(), &prefix, &dir))
-        .with_context(|| format!("cannot read the trace at {origin}"))?;
+        .map_err(|e| anyhow!("cannot read the trace at {origin}: {e:#}"))?;
     if fetched == 0 {
         bail!("{origin} is not a dbflight trace: nothing is stored under it");
     }
@@ -346,7 +348,7 @@ async fn fetch(store: &dyn ObjectStore, prefix: &StorePath, dir: &Path) -> Resul
     let mut listing = store.list(Some(prefix));
     let mut fetched = 0;
     while let Some(meta) = listing.next().await {
-        let meta = meta?;
+        let meta = meta.map_err(|e| anyhow!("{e}"))?;
         let Some(rel) = meta.location.prefix_match(prefix) else {
             continue;
         };
@@ -362,10 +364,10 @@ async fn fetch(store: &dyn ObjectStore, prefix: &StorePath, dir: &Path) -> Resul
         let bytes = store
             .get(&meta.location)
             .await
-            .with_context(|| format!("cannot fetch {}", meta.location))?
+            .map_err(|e| anyhow!("cannot fetch {}: {e}", meta.location))?
             .bytes()
             .await
-            .with_context(|| format!("cannot fetch {}", meta.location))?;
+            .map_err(|e| anyhow!("cannot fetch {}: {e}", meta.location))?;
         let mut out = create_private(&target)?;
         out.write_all(&bytes)
             .with_context(|| format!("cannot write {}", target.display()))?;
