@@ -21,7 +21,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
         dbflight slow ./incident-trace --threshold 10ms\n  \
         dbflight report ./incident-trace --format html -o report.html\n  \
         dbflight locks ./incident-trace --dot | dot -Tsvg > locks.svg\n  \
-        dbflight timeline ./incident-trace --pid 4242 --from +1.5s --to +2s"
+        dbflight timeline ./incident-trace --pid 4242 --from +1.5s --to +2s\n  \
+        dbflight redact ./incident-trace -o ./redacted && dbflight bundle ./redacted -o incident.tar\n  \
+        dbflight report incident.tar s3://bucket/traces/yesterday --format html -o both.html\n  \
+        dbflight sql ./a ./b \"SELECT trace, count(*) FROM queries GROUP BY trace\"\n\n\
+        TRACE is a trace directory, a bundle file (dbflight bundle) or an s3://, gs:// or \
+        file:// URL (credentials from AWS_* / GOOGLE_* variables); several TRACEs are read \
+        as one, with a `trace` column telling them apart."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -52,13 +58,22 @@ pub enum Command {
             "processes, recorder_stats. `SHOW TABLES` lists them and ",
             "`SHOW COLUMNS FROM queries` lists a table's columns.\n\n",
             "Several statements separated by `;` run in order and each result is printed; ",
-            "`CREATE VIEW` in one statement is visible to the next."
+            "`CREATE VIEW` in one statement is visible to the next.\n\n",
+            "Without SQL and with a terminal on standard input, an interactive shell starts: ",
+            "statements end with `;`, Tab completes table and column names, functions and ",
+            "keywords, `\\d` lists tables, `\\q` quits; history is kept in ~/.dbflight_history ",
+            "(mode 0600; $DBFLIGHT_HISTORY overrides the path).\n\n",
+            "Several traces: `dbflight sql A B \"SQL\"` (the last of two or more positional ",
+            "arguments is the SQL) or `dbflight sql A B -e \"SQL\"`; every table then starts ",
+            "with a `trace` column holding the trace's name."
         ),
         after_help = "Examples:\n  \
             dbflight sql ./trace \"SHOW TABLES\"\n  \
             dbflight sql ./trace \"SELECT status, count(*) AS n FROM queries GROUP BY status\"\n  \
             dbflight sql ./trace -f queries/slowest.sql --format csv -o slowest.csv\n  \
-            dbflight sql ./trace \"SELECT * FROM locks WHERE event = 'wait_end'\" --format json | jq ."
+            dbflight sql ./trace \"SELECT * FROM locks WHERE event = 'wait_end'\" --format json | jq .\n  \
+            dbflight sql ./trace\n  \
+            dbflight sql ./a ./b -e \"SELECT trace, count(*) FROM queries GROUP BY trace\""
     )]
     Sql(SqlArgs),
 
@@ -339,7 +354,7 @@ pub struct SqlArgs {
     /// Without SQL, the statements are read from standard input
     /// (e.g. `dbflight sql ./trace < report.sql`), or an interactive shell
     /// starts when standard input is a terminal.
-    #[arg(value_name = "TRACE... [SQL]", required = true, num_args = 1..)]
+    #[arg(value_name = "TRACE|SQL", required = true, num_args = 1..)]
     pub args: Vec<PathBuf>,
 
     /// The SQL to run; every positional argument is then a trace
