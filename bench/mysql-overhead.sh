@@ -31,7 +31,7 @@ for _ in $(seq 100); do
   mariadb-admin --no-defaults --socket="$work/sock" -uroot ping >/dev/null 2>&1 && break
   sleep 0.1
 done
-mariadb --no-defaults --socket="$work/sock" -uroot -e "CREATE DATABASE bench;
+mariadb --no-defaults --socket="$work/sock" -uroot -e "CREATE DATABASE bench; USE bench;
   CREATE TABLE bench.t (id INT PRIMARY KEY, v VARCHAR(100));
   INSERT INTO bench.t SELECT seq, REPEAT('x', 100) FROM seq_1_to_10000;"
 
