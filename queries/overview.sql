@@ -24,7 +24,9 @@ q AS (
         count(*) AS statements,
         count(*) FILTER (WHERE status = 'error') AS errors,
         count(*) FILTER (WHERE status = 'incomplete') AS incomplete,
-        count(DISTINCT pid) AS sessions,
+        -- A session is a backend (PostgreSQL) or a connection thread (MySQL):
+        -- thread ids are unique across processes, and a backend's is its pid.
+        count(DISTINCT tid) AS sessions,
         count(DISTINCT fingerprint(query)) AS fingerprints,
         sum(duration_ns) AS total_ns
     FROM queries

@@ -678,3 +678,30 @@ fn report_on_the_locks_sample() {
     let graph = html.contains("<div class=\"graph\"><svg") || html.contains("<pre>digraph locks {");
     assert!(graph, "the lock graph, as SVG or DOT");
 }
+
+const MARIADB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/mariadb-10.11");
+
+/// testdata/record-mariadb.sh: connection A (mariadb client, 5 statements,
+/// one error) and connection B (DBD::MariaDB: 4 SETs, 20 + 10 prepared
+/// executions) are two sessions of one server process.
+#[test]
+fn report_on_the_mariadb_sample_counts_threads_as_sessions() {
+    let text = dbflight(&["report", MARIADB]);
+    let line = |item: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("| {item} ")))
+            .unwrap_or_else(|| panic!("no {item} line in:\n{text}"))
+            .to_string()
+    };
+    assert!(
+        line("sessions").contains("| 2 with statements"),
+        "{}",
+        line("sessions")
+    );
+    assert!(
+        line("statements").contains("| 39 ("),
+        "{}",
+        line("statements")
+    );
+    assert!(line("errors").contains("| 1 "), "{}", line("errors"));
+}
