@@ -79,8 +79,6 @@ pub struct Assembler {
     last_seq: HashMap<u32, u64>,
     /// The last message the server reported outside an execution, per pid.
     reports: HashMap<u32, Report>,
-    /// (server start, end) of the last complete statement per pid.
-    last_complete: HashMap<u32, (u64, u64)>,
     /// When the last statement of each pid ended.
     last_end: HashMap<u32, u64>,
 }
@@ -117,10 +115,7 @@ impl Assembler {
         }
         let prev = self.close_unfinished(pid);
         self.reports.remove(&pid);
-        // Statements of one multi-statement message share its receipt
-        // time: a later one starts where the one before it ended.
-        let floor = self.last_end.get(&pid).copied().unwrap_or(0);
-        let start_ts = received.map_or(ts, |r| r.clamp(floor.min(ts), ts));
+        let start_ts = self.start_after_previous(pid, received, ts);
         let stmt = Statement {
             pid,
             tid,
@@ -172,12 +167,8 @@ impl Assembler {
         truncated: bool,
     ) -> Statement {
         self.reports.remove(&pid);
-        let start_ts = match self.last_complete.get(&pid) {
-            Some(&(prev_start, prev_end)) if prev_start == start_ts => prev_end,
-            _ => start_ts,
-        }
-        .min(end_ts);
-        self.last_complete.insert(pid, (start_ts, end_ts));
+        let start_ts = self.start_after_previous(pid, Some(start_ts), end_ts);
+        self.last_end.insert(pid, end_ts);
         Statement {
             pid,
             tid,
@@ -189,6 +180,15 @@ impl Assembler {
             protocol: "unknown",
             status: Status::Ok,
         }
+    }
+
+    /// When a statement of `pid` began: when the server received its
+    /// message, if it says, but not before the previous statement ended
+    /// (statements of one multi-statement message share its receipt time)
+    /// nor after `latest` (a clock-skewed receipt time is ignored).
+    fn start_after_previous(&self, pid: u32, received: Option<u64>, latest: u64) -> u64 {
+        let floor = self.last_end.get(&pid).copied().unwrap_or(0);
+        received.map_or(latest, |r| r.clamp(floor.min(latest), latest))
     }
 
     fn next_seq(&mut self, pid: u32) -> u64 {
@@ -254,7 +254,6 @@ impl Assembler {
     pub fn exit(&mut self, pid: u32) -> Option<Statement> {
         self.last_seq.remove(&pid);
         self.reports.remove(&pid);
-        self.last_complete.remove(&pid);
         self.last_end.remove(&pid);
         self.close_unfinished(pid)
     }
@@ -437,6 +436,9 @@ mod tests {
             (150, Some(180), 2),
             "starts where the first ended"
         );
+        // A third of the same message starts where the second ended too.
+        let s = a.complete(1, 1, 100, 190, "SELECT 1; SELECT 2; SELECT 3".into(), false);
+        assert_eq!(s.start_ts, 180);
         let s3 = a.complete(1, 1, 200, 210, "SELECT 3".into(), false);
         assert_eq!((s3.start_ts, s3.status), (200, Status::Ok));
         // A start the server reports after the end (clock skew) is clamped.

@@ -462,29 +462,91 @@ fn off_cpu_time_of_a_sleep() {
     };
     let _serial = serial();
     let pg = PgCluster::start(&bindir);
+    // The default hook, then the fallback forced: each must see the sleep.
+    for (strategy, extra) in [
+        ("tp_btf", vec![]),
+        ("raw_tp", vec!["--strategy", "sched=raw_tp"]),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let trace = tmp.path().join("trace");
+        let rec = Recording::start(pg.postmaster_pid(), &trace, &extra);
+        let marker = format!("/* dbflight-sleep-{strategy} */");
+        pg.psql(&format!("SELECT {marker} pg_sleep(0.5)"));
+        std::thread::sleep(Duration::from_millis(100));
+        let t = rec.stop();
+        assert_eq!(
+            Manifest::read(&trace).unwrap().probes["sched"].strategy,
+            strategy
+        );
+        let (pid, _, start, end) = statement(&t, &marker);
+        let off: i64 = rows(&t, Table::Sched)
+            .iter()
+            .filter(|r| num(r, "pid") == pid && (start..end).contains(&num(r, "ts")))
+            .map(|r| num(r, "off_cpu_ns"))
+            .sum();
+        assert!(
+            off >= 450_000_000,
+            "{strategy}: off CPU {off} ns during pg_sleep(0.5)"
+        );
+        assert!(off <= end - start, "off-CPU time fits in the statement");
+        let states: Vec<String> = rows(&t, Table::Sched)
+            .iter()
+            .filter(|r| num(r, "pid") == pid)
+            .filter_map(|r| r["state"].clone())
+            .collect();
+        assert!(
+            states.iter().any(|s| s == "S"),
+            "pg_sleep sleeps: {states:?}"
+        );
+        check_recorder_stats(&t);
+    }
+}
+
+/// The lock fallback for servers without USDT: uprobes only, so acquires
+/// and releases but no waits.
+#[test]
+fn lock_uprobe_fallback_sees_acquires() {
+    let Some(bindir) = preflight("lock_uprobe_fallback_sees_acquires") else {
+        return;
+    };
+    let _serial = serial();
+    let pg = PgCluster::start(&bindir);
+    pg.psql("CREATE TABLE lu (id int)");
+    let oid = pg.psql("SELECT 'lu'::regclass::oid").trim().to_string();
     let tmp = tempfile::tempdir().unwrap();
     let trace = tmp.path().join("trace");
-    let rec = Recording::start(pg.postmaster_pid(), &trace, &[]);
-    pg.psql("SELECT /* dbflight-sleep */ pg_sleep(0.5)");
-    std::thread::sleep(Duration::from_millis(100));
-    let t = rec.stop();
-    let (pid, _, start, end) = statement(&t, "/* dbflight-sleep */");
-    let off: i64 = rows(&t, Table::Sched)
-        .iter()
-        .filter(|r| num(r, "pid") == pid && (start..end).contains(&num(r, "ts")))
-        .map(|r| num(r, "off_cpu_ns"))
-        .sum();
-    assert!(off >= 450_000_000, "off CPU {off} ns during pg_sleep(0.5)");
-    assert!(off <= end - start, "off-CPU time fits in the statement");
-    let states: Vec<String> = rows(&t, Table::Sched)
-        .iter()
-        .filter(|r| num(r, "pid") == pid)
-        .filter_map(|r| r["state"].clone())
-        .collect();
-    assert!(
-        states.iter().any(|s| s == "S"),
-        "pg_sleep sleeps: {states:?}"
+    let rec = Recording::start(
+        pg.postmaster_pid(),
+        &trace,
+        &["--events", "queries,locks", "--strategy", "locks=uprobe"],
     );
+    pg.psql("BEGIN; LOCK TABLE lu IN SHARE MODE; COMMIT");
+    let t = rec.stop();
+    assert_eq!(
+        Manifest::read(&trace).unwrap().probes["locks"].strategy,
+        "uprobe"
+    );
+    // BEGIN, LOCK, COMMIT share the message's text: the LOCK is the second.
+    let (pid, seq, ..) = statements(&t, "LOCK TABLE lu")[1];
+    let locks = rows(&t, Table::Locks);
+    let acquires: Vec<&Row> = locks
+        .iter()
+        .filter(|r| num(r, "pid") == pid && text(r, "event") == Some("acquire"))
+        .filter(|r| r["relation_oid"].as_deref() == Some(oid.as_str()))
+        .collect();
+    assert_eq!(acquires.len(), 1, "{acquires:?}");
+    assert_eq!(
+        (text(acquires[0], "mode"), text(acquires[0], "result")),
+        (Some("ShareLock"), Some("granted"))
+    );
+    assert_eq!(num(acquires[0], "query_seq"), seq);
+    assert!(
+        locks
+            .iter()
+            .any(|r| num(r, "pid") == pid && text(r, "event") == Some("release_all")),
+        "the transaction's locks are released"
+    );
+    assert!(!locks.iter().any(|r| text(r, "event") == Some("wait_start")));
     check_recorder_stats(&t);
 }
 
