@@ -300,6 +300,21 @@ impl Recorder {
         Ok(())
     }
 
+    /// Tells the MySQL program where a MariaDB THD keeps its session.
+    pub fn set_mysql_thd_layout(
+        &mut self,
+        layout: crate::mysql_sessions::MysqlThdLayout,
+    ) -> Result<()> {
+        let map = self
+            .ebpf
+            .map_mut("mysql_thd_layouts")
+            .ok_or_else(|| anyhow!("map mysql_thd_layouts missing"))?;
+        let mut a: Array<&mut MapData, crate::mysql_sessions::MysqlThdLayout> =
+            Array::try_from(map)?;
+        a.set(0, layout, 0)?;
+        Ok(())
+    }
+
     /// Places every probe of `plan` on `binary`, served by BPF `program`;
     /// each probe's spec goes to its own slot of `probe_specs`, named by the
     /// attach cookie.

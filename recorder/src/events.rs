@@ -26,6 +26,7 @@ pub const EV_MYSQL_DONE: u16 = 15;
 pub const EV_MYSQL_ERROR: u16 = 16;
 pub const EV_MYSQL_STMT_NEW: u16 = 17;
 pub const EV_MYSQL_THD_NEW: u16 = 18;
+pub const EV_MYSQL_SESSION: u16 = 19;
 pub const TITLE_CAP: usize = 128;
 
 /// `enum probe_role`: what a lock, plan or LWLock probe means (`ProbeSpec::event`).
@@ -396,6 +397,13 @@ pub enum Event {
         tid: u32,
         thd: u64,
     },
+    /// The session the next command of `tid` runs for (sent when it changed).
+    MysqlSession {
+        ts: u64,
+        pid: u32,
+        tid: u32,
+        session: Box<crate::mysql_sessions::MysqlSession>,
+    },
 }
 
 /// The drop counter (and table) of an event kind.
@@ -599,6 +607,12 @@ pub fn decode(buf: &[u8]) -> Option<Event> {
                 }
             }
         }
+        EV_MYSQL_SESSION => Event::MysqlSession {
+            ts,
+            pid,
+            tid,
+            session: Box::new(crate::mysql_sessions::decode_session(buf)?),
+        },
         _ => return None,
     })
 }

@@ -21,6 +21,7 @@ pub mod locks;
 pub mod lwlock_probes;
 pub mod lwlocks;
 pub mod mysql_probes;
+pub mod mysql_sessions;
 pub mod mysql_statements;
 pub mod net;
 pub mod pg_layout;

@@ -4,15 +4,27 @@
 //!
 //! A forked backend has its parent's title until it authenticates, so the
 //! title is read again until it names a session (or the process exits).
+//!
+//! A MySQL/MariaDB server is one process with a thread per connection: the
+//! server is one row (role `mysqld`) and each connection another (role
+//! `connection`, `pid` the server, `tid` its thread), from its thread's
+//! first event to its COM_QUIT (or the end of the recording), with the user,
+//! client and database the server's THD holds ([`crate::mysql_sessions`])
+//! and the client's port from the thread's socket (`net` events). A thread
+//! that serves one connection after another (the thread cache) gives one
+//! row per connection.
 
 use std::collections::HashMap;
 
+use crate::mysql_sessions::MysqlSession;
 use crate::pg_title::parse_title;
 use crate::procfs;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProcessInfo {
     pub pid: u32,
+    /// A MySQL connection's thread; `None` for a process (its `tid` is its pid).
+    pub tid: Option<u32>,
     pub ppid: Option<u32>,
     pub comm: Option<String>,
     pub title: Option<String>,
@@ -75,6 +87,33 @@ impl ProcessInfo {
     }
 }
 
+/// A MySQL connection being recorded.
+#[derive(Debug)]
+struct Connection {
+    row: ProcessInfo,
+    /// The server's connection id, when the THD layout is known.
+    id: Option<u64>,
+    /// The session's user and current database now.
+    user: Option<String>,
+    database: Option<String>,
+    host: Option<String>,
+    port: Option<i32>,
+    /// COM_QUIT is running: the connection ends when it returns.
+    quitting: bool,
+}
+
+/// The socket peer a thread talked to while it had no connection (its
+/// next connection's handshake), and since when.
+#[derive(Debug)]
+struct Peer {
+    first_ts: u64,
+    addr: Option<String>,
+    port: Option<i32>,
+}
+
+/// COM_QUIT (enum_server_command).
+const COM_QUIT: u32 = 1;
+
 /// Registry of traced processes, fed by fork/exit events and /proc.
 #[derive(Debug)]
 pub struct Processes {
@@ -84,6 +123,10 @@ pub struct Processes {
     live: HashMap<u32, ProcessInfo>,
     /// Exited processes whose rows are not written yet.
     exited: Vec<ProcessInfo>,
+    /// MySQL connections, by thread.
+    connections: HashMap<u32, Connection>,
+    /// Peers of threads between connections, by thread.
+    peers: HashMap<u32, Peer>,
 }
 
 impl Processes {
@@ -93,6 +136,8 @@ impl Processes {
             mysql: false,
             live: HashMap::new(),
             exited: Vec::new(),
+            connections: HashMap::new(),
+            peers: HashMap::new(),
         }
     }
 
@@ -153,6 +198,12 @@ impl Processes {
     }
 
     pub fn exit(&mut self, pid: u32, ts: u64, comm: String) {
+        if self.mysql && pid == self.postmaster {
+            let tids: Vec<u32> = self.connections.keys().copied().collect();
+            for tid in tids {
+                self.close_connection(tid, Some(ts));
+            }
+        }
         if let Some(mut p) = self.live.remove(&pid) {
             p.last_ts = ts;
             p.comm.get_or_insert(comm);
@@ -175,17 +226,182 @@ impl Processes {
 
     /// Rows for every process, live ones ending at `end_ts` (end of recording).
     pub fn take_all(&mut self, end_ts: u64) -> Vec<ProcessInfo> {
+        let tids: Vec<u32> = self.connections.keys().copied().collect();
+        for tid in tids {
+            self.close_connection(tid, Some(end_ts));
+        }
         let mut out = self.take_exited();
         out.extend(self.live.drain().map(|(_, mut p)| {
             p.last_ts = p.last_ts.max(end_ts);
             p
         }));
-        out.sort_by_key(|p| (p.first_ts, p.pid));
+        out.sort_by_key(|p| (p.first_ts, p.pid, p.tid));
         out
     }
 
     pub fn live_count(&self) -> usize {
         self.live.len()
+    }
+
+    /// MySQL: the session `tid`'s next command runs for, as its THD tells
+    /// (sent at the first command of a connection and when it changes: USE,
+    /// COM_CHANGE_USER). A new connection id on the thread is a new connection.
+    pub fn mysql_session(&mut self, pid: u32, tid: u32, ts: u64, s: &MysqlSession) {
+        if self
+            .connections
+            .get(&tid)
+            .is_some_and(|c| c.id.is_some_and(|id| id != s.connection_id))
+        {
+            self.close_connection(tid, None);
+        }
+        let c = self.connection(pid, tid, ts);
+        let first = c.id.is_none();
+        c.id = Some(s.connection_id);
+        c.user = s.user.clone();
+        c.database = s.database.clone();
+        if first {
+            // The row tells the connection as it began (or was first seen);
+            // statements carry what was current when each began.
+            c.row.user = s.user.clone();
+            c.row.database = s.database.clone();
+            c.host = s.host.clone();
+            if s.ip.is_some() {
+                c.row.client_addr = s.ip.clone();
+            }
+            self.retitle(tid);
+        }
+    }
+
+    /// MySQL: dispatch_command entry on `tid`.
+    pub fn mysql_command(&mut self, pid: u32, tid: u32, ts: u64, command: u32) {
+        let c = self.connection(pid, tid, ts);
+        c.row.last_ts = c.row.last_ts.max(ts);
+        c.quitting = command == COM_QUIT;
+    }
+
+    /// MySQL: dispatch_command returned on `tid`; after COM_QUIT the
+    /// connection is over.
+    pub fn mysql_done(&mut self, tid: u32, ts: u64) {
+        if let Some(c) = self.connections.get_mut(&tid) {
+            c.row.last_ts = c.row.last_ts.max(ts);
+            if c.quitting {
+                self.close_connection(tid, None);
+            }
+        }
+    }
+
+    /// MySQL: thread `tid` sent or received on a socket whose peer is
+    /// `addr`:`port` (TCP) or unnamed (a Unix socket).
+    pub fn mysql_net(&mut self, tid: u32, ts: u64, addr: Option<&str>, port: Option<i32>) {
+        if let Some(c) = self.connections.get_mut(&tid) {
+            c.row.last_ts = c.row.last_ts.max(ts);
+            if c.port.is_none() && port.is_some() && !c.quitting {
+                c.port = port;
+                if c.row.client_addr.is_none() {
+                    c.row.client_addr = addr.map(str::to_string);
+                }
+                self.retitle(tid);
+            }
+            return;
+        }
+        let same = self
+            .peers
+            .get(&tid)
+            .is_some_and(|p| p.addr.as_deref() == addr && p.port == port);
+        if !same {
+            self.peers.insert(
+                tid,
+                Peer {
+                    first_ts: ts,
+                    addr: addr.map(str::to_string),
+                    port,
+                },
+            );
+        }
+    }
+
+    /// The user and database of the statement `tid` runs (MySQL).
+    pub fn mysql_user_db(&self, tid: u32) -> (Option<String>, Option<String>) {
+        self.connections
+            .get(&tid)
+            .map_or((None, None), |c| (c.user.clone(), c.database.clone()))
+    }
+
+    /// The live connection of `tid`, opened at `ts` if there is none.
+    fn connection(&mut self, pid: u32, tid: u32, ts: u64) -> &mut Connection {
+        let server = self.live.get(&self.postmaster);
+        let cgroup = server.and_then(|p| p.cgroup.clone());
+        let peer = self.peers.remove(&tid);
+        self.connections.entry(tid).or_insert_with(|| {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
+                .ok()
+                .map(|c| c.trim().to_string());
+            let first_ts = peer.as_ref().map_or(ts, |p| p.first_ts.min(ts));
+            let (addr, port) = peer.map_or((None, None), |p| (p.addr, p.port));
+            Connection {
+                row: ProcessInfo {
+                    pid,
+                    tid: Some(tid),
+                    ppid: Some(pid),
+                    comm,
+                    role: Some("connection".into()),
+                    client_addr: addr,
+                    cgroup,
+                    first_ts,
+                    last_ts: ts,
+                    ..Default::default()
+                },
+                id: None,
+                user: None,
+                database: None,
+                host: None,
+                port,
+                quitting: false,
+            }
+        })
+    }
+
+    /// `mariadbd: alice shop 127.0.0.1(50432) id 12`, in the spirit of a
+    /// PostgreSQL backend's title, with the connection id (`CONNECTION_ID()`,
+    /// processlist `Id`, the general log's thread id); the client is the
+    /// host name for a Unix socket (`localhost`).
+    fn retitle(&mut self, tid: u32) {
+        let server = self
+            .live
+            .get(&self.postmaster)
+            .and_then(|p| p.comm.clone())
+            .unwrap_or_else(|| "mysqld".into());
+        let Some(c) = self.connections.get_mut(&tid) else {
+            return;
+        };
+        let client = match (&c.row.client_addr, c.port) {
+            (Some(a), Some(p)) => Some(format!("{a}({p})")),
+            (Some(a), None) => Some(a.clone()),
+            (None, _) => c.host.clone(),
+        };
+        let id = c.id.map(|id| format!("id {id}"));
+        let words: Vec<&str> = [&c.row.user, &c.row.database, &client, &id]
+            .into_iter()
+            .filter_map(|w| w.as_deref())
+            .collect();
+        c.row.title = Some(format!("{server}: {}", words.join(" ")));
+    }
+
+    /// Ends the connection of `tid` (at its last event, or at `end`).
+    fn close_connection(&mut self, tid: u32, end: Option<u64>) {
+        if self
+            .connections
+            .get(&tid)
+            .is_some_and(|c| c.row.title.is_none())
+        {
+            self.retitle(tid);
+        }
+        if let Some(mut c) = self.connections.remove(&tid) {
+            if let Some(end) = end {
+                c.row.last_ts = c.row.last_ts.max(end);
+            }
+            self.exited.push(c.row);
+        }
     }
 }
 
@@ -210,5 +426,99 @@ mod tests {
         assert_eq!((all[0].pid, all[0].first_ts, all[0].last_ts), (me, 10, 40));
         assert!(all[0].title.is_some(), "title read from /proc");
         assert_eq!(ps.live_count(), 0);
+    }
+
+    fn session(id: u64, user: &str, db: Option<&str>) -> MysqlSession {
+        MysqlSession {
+            thd: 0x7f00,
+            connection_id: id,
+            user: Some(user.into()),
+            host: None,
+            ip: Some(if id == 13 { "10.0.0.6" } else { "10.0.0.5" }.into()),
+            database: db.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn mysql_connections_are_rows_of_their_own() {
+        let server = std::process::id();
+        let mut ps = Processes::new_mysql(server);
+        ps.add(server, None, 1);
+        // Thread 7: the handshake's bytes, then the first command.
+        ps.mysql_net(7, 10, Some("10.0.0.5"), Some(50432));
+        ps.mysql_net(7, 11, Some("10.0.0.5"), Some(50432));
+        ps.mysql_session(server, 7, 20, &session(12, "alice", Some("shop")));
+        ps.mysql_command(server, 7, 20, 3);
+        assert_eq!(
+            ps.mysql_user_db(7),
+            (Some("alice".into()), Some("shop".into()))
+        );
+        ps.mysql_done(7, 25);
+        // USE test: statements follow, the row keeps how it connected.
+        ps.mysql_session(server, 7, 30, &session(12, "alice", Some("test")));
+        ps.mysql_command(server, 7, 30, 3);
+        assert_eq!(ps.mysql_user_db(7).1.as_deref(), Some("test"));
+        ps.mysql_done(7, 31);
+        ps.mysql_command(server, 7, 40, COM_QUIT);
+        ps.mysql_done(7, 41);
+        let rows = ps.take_exited();
+        assert_eq!(rows.len(), 1);
+        let r = &rows[0];
+        assert_eq!(
+            (
+                r.pid,
+                r.tid,
+                r.role.as_deref(),
+                r.user.as_deref(),
+                r.database.as_deref()
+            ),
+            (
+                server,
+                Some(7),
+                Some("connection"),
+                Some("alice"),
+                Some("shop")
+            )
+        );
+        assert_eq!((r.first_ts, r.last_ts), (10, 41));
+        assert_eq!(r.client_addr.as_deref(), Some("10.0.0.5"));
+        let title = r.title.as_deref().unwrap();
+        assert!(
+            title.ends_with(": alice shop 10.0.0.5(50432) id 12"),
+            "{title}"
+        );
+        assert_eq!(ps.mysql_user_db(7), (None, None));
+        // The cached thread serves another connection; a third one shows
+        // up by its new id without a COM_QUIT seen; a thread whose session
+        // is unknown (no THD layout) is a row without user.
+        ps.mysql_net(7, 50, Some("10.0.0.6"), Some(40000));
+        ps.mysql_session(server, 7, 60, &session(13, "bob", None));
+        ps.mysql_command(server, 7, 60, 3);
+        ps.mysql_done(7, 61);
+        ps.mysql_session(server, 7, 70, &session(14, "carol", Some("x")));
+        ps.mysql_command(server, 8, 75, 3);
+        let rows = ps.take_all(100);
+        let conns: Vec<&ProcessInfo> = rows.iter().filter(|r| r.tid.is_some()).collect();
+        assert_eq!(conns.len(), 3, "{rows:#?}");
+        assert_eq!((conns[0].first_ts, conns[0].last_ts), (50, 61));
+        assert!(
+            conns[0]
+                .title
+                .as_deref()
+                .unwrap()
+                .ends_with(": bob 10.0.0.6(40000) id 13"),
+            "{:?}",
+            conns[0].title
+        );
+        assert_eq!(
+            (conns[1].user.as_deref(), conns[1].last_ts),
+            (Some("carol"), 100)
+        );
+        assert_eq!((conns[2].tid, conns[2].user.as_deref()), (Some(8), None));
+        assert_eq!(
+            rows.iter().filter(|r| r.tid.is_none()).count(),
+            1,
+            "the server"
+        );
     }
 }

@@ -202,6 +202,8 @@ struct Plan {
     binary: std::path::PathBuf,
     uprobes: Vec<(&'static str, &'static str, ProbePlan)>,
     layout: Option<&'static crate::pg_layout::PgLayout>,
+    /// Where a MariaDB THD keeps user, database and connection id.
+    mysql_thd: Option<crate::mysql_sessions::MysqlThdLayout>,
     root: u32,
     mysql: bool,
     /// `PostgreSQL 15.18`, `MariaDB 10.11.19`, for messages.
@@ -266,6 +268,7 @@ fn plan_postgres(args: &Args, pg_spec: &str, kinds: EventKinds) -> Result<Plan> 
         binary,
         uprobes,
         layout,
+        mysql_thd: None,
         root: target.postmaster,
         mysql: false,
         label: format!("PostgreSQL {}", target.version.as_deref().unwrap_or("?")),
@@ -285,8 +288,13 @@ fn plan_mysql(args: &Args, spec: &str, kinds: EventKinds) -> Result<Plan> {
         )
     })?;
     let mut uprobes = Vec::new();
+    let mut mysql_thd = None;
     if kinds.queries {
-        let p = mysql_probes::plan(&elf, family, &version, args.forced_strategy("queries"))?;
+        let mut p = mysql_probes::plan(&elf, family, &version, args.forced_strategy("queries"))?;
+        let (thd, how) = crate::mysql_sessions::thd_layout(&elf, &binary, family, &version);
+        p.detail.push_str("; ");
+        p.detail.push_str(&how);
+        mysql_thd = thd;
         uprobes.push(("queries", "dbf_mysql", p));
     }
     let label = match family {
@@ -307,6 +315,7 @@ fn plan_mysql(args: &Args, spec: &str, kinds: EventKinds) -> Result<Plan> {
         binary,
         uprobes,
         layout: None,
+        mysql_thd,
         root: target.pid,
         mysql: true,
         label,
@@ -323,6 +332,7 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
         binary,
         uprobes: uprobe_plans,
         layout,
+        mysql_thd,
         root,
         mysql,
         label,
@@ -364,6 +374,9 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
     manifest.probes.insert("processes".into(), follow);
     if let Some(layout) = layout {
         rec.set_plan_layout(plan_probes::bpf_layout(layout))?;
+    }
+    if let Some(thd) = mysql_thd {
+        rec.set_mysql_thd_layout(thd)?;
     }
     for (kind, program, p) in &uprobe_plans {
         rec.attach_uprobes(&binary, program, p)

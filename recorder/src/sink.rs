@@ -214,12 +214,20 @@ impl Sink {
                 {
                     self.push(s);
                 }
+                self.processes.mysql_command(pid, tid, ts, command);
             }
             Event::MysqlDone { ts, tid, .. } => {
                 if let Some(s) = self.mysql.done(tid, ts) {
                     self.push(s);
                 }
+                self.processes.mysql_done(tid, ts);
             }
+            Event::MysqlSession {
+                ts,
+                pid,
+                tid,
+                session,
+            } => self.processes.mysql_session(pid, tid, ts, &session),
             Event::MysqlError { tid, flags, .. } => self.mysql.error(tid, flags),
             Event::MysqlStmtNew { tid, thd, .. } => self.mysql.stmt_new(tid, thd),
             Event::MysqlThdNew { thd, .. } => self.mysql.thd_new(thd),
@@ -331,7 +339,7 @@ impl Sink {
                     Idle::Next
                 };
                 let seq = self.seq_for(pid, tid, idle);
-                self.pending.net.push(crate::net::row(
+                let row = crate::net::row(
                     ts,
                     pid,
                     tid,
@@ -341,7 +349,12 @@ impl Sink {
                     (&local_addr, local_port),
                     (&remote_addr, remote_port),
                     seq,
-                ));
+                );
+                if self.cfg.mysql {
+                    let addr = row.remote_addr.as_deref();
+                    self.processes.mysql_net(tid, ts, addr, row.remote_port);
+                }
+                self.pending.net.push(row);
             }
             Event::Sched {
                 ts,
@@ -392,7 +405,10 @@ impl Sink {
     }
 
     fn push(&mut self, stmt: Statement) {
-        let (user, database) = self.processes.touch(stmt.pid, stmt.start_ts);
+        let (mut user, mut database) = self.processes.touch(stmt.pid, stmt.start_ts);
+        if self.cfg.mysql {
+            (user, database) = self.processes.mysql_user_db(stmt.tid);
+        }
         self.rows.push(QueryRow {
             stmt,
             user,

@@ -155,7 +155,7 @@ pub fn processes_batch(rows: &[ProcessInfo], clock: Clock) -> Result<RecordBatch
     for p in rows {
         ts.append_value(clock.utc(p.first_ts));
         pid.append_value(p.pid as i32);
-        tid.append_value(p.pid as i32);
+        tid.append_value(p.tid.unwrap_or(p.pid) as i32);
         ppid.append_option(p.ppid.map(|v| v as i32));
         comm.append_option(p.comm.as_deref());
         title.append_option(p.title.as_deref());

@@ -1,7 +1,8 @@
 //! End-to-end: real eBPF against a real, throwaway MariaDB (Debian's
 //! mariadbd, its own datadir, socket and port), with a workload over two
-//! connections whose statements are known before it runs, cross-checked
-//! against the server's general log.
+//! TCP connections of two users whose statements are known before it runs,
+//! cross-checked against the server's general log and its own account of
+//! each connection (CONNECTION_ID(), USER(), DATABASE(), processlist).
 
 mod common;
 
@@ -12,13 +13,21 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use dbflight_format::Table;
+use dbflight_format::reader::TraceFiles;
 
 const MARIADBD: &str = "/usr/sbin/mariadbd";
 
-/// Connection A: the `mariadb` client, text protocol (COM_QUERY each),
-/// including SQL-level PREPARE/EXECUTE (COM_QUERY too) and one error.
-/// It sleeps first, so B connects while A is busy: two server threads.
-const TEXT_STATEMENTS: [&str; 10] = [
+/// What a connection says of itself: `id \t user@host \t database \t host:port`.
+const WHO_AM_I: &str = "SELECT CONNECTION_ID(), USER(), DATABASE(), \
+     (SELECT host FROM information_schema.processlist WHERE id = CONNECTION_ID())";
+
+/// Connection A: alice, database `test`, the `mariadb` client over TCP,
+/// text protocol (COM_QUERY each), including SQL-level PREPARE/EXECUTE
+/// (COM_QUERY too) and one error; the client's `USE shop` is a COM_INIT_DB
+/// (after the client's own `SELECT DATABASE()`), so the statements after
+/// it run in `shop`. It sleeps first, so B connects while A is busy: two
+/// server threads.
+const TEXT_STATEMENTS: [&str; 12] = [
     "DO SLEEP(1)",
     "CREATE TABLE u (id INT PRIMARY KEY)",
     "INSERT INTO t VALUES (1, 'a'), (2, 'b')",
@@ -28,18 +37,21 @@ const TEXT_STATEMENTS: [&str; 10] = [
     "EXECUTE s USING @id",
     "EXECUTE s USING @id",
     "DEALLOCATE PREPARE s",
+    "USE shop",
+    "SELECT DATABASE()",
     "SELECT * FROM no_such_table",
 ];
 
-/// Connection B: DBD::MariaDB with server-side prepare (binary protocol:
-/// COM_STMT_PREPARE, COM_STMT_EXECUTE, COM_STMT_CLOSE). It prints its
-/// connection id.
+/// Connection B: bob, database `test`, DBD::MariaDB over TCP with
+/// server-side prepare (binary protocol: COM_STMT_PREPARE,
+/// COM_STMT_EXECUTE, COM_STMT_CLOSE). It prints who it is, and switches to
+/// `shop` with a SQL `USE` (COM_QUERY) before its last statements.
 const PERL: &str = r#"
 use DBI;
-my ($sock) = @ARGV;
-my $dbh = DBI->connect("DBI:MariaDB:database=test;mariadb_socket=$sock;mariadb_server_prepare=1",
-    "root", "", {RaiseError => 1, PrintError => 0});
-print $dbh->selectrow_array("SELECT CONNECTION_ID()"), "\n";
+my ($port, $who) = @ARGV;
+my $dbh = DBI->connect("DBI:MariaDB:database=test;host=127.0.0.1;port=$port;mariadb_server_prepare=1",
+    "bob", "bob-pw", {RaiseError => 1, PrintError => 0});
+print join("\t", $dbh->selectrow_array($who)), "\n";
 my $ins = $dbh->prepare("INSERT INTO t (id, v) VALUES (?, ?)");
 $ins->execute($_, "v$_") for 10 .. 19;
 my $sel = $dbh->prepare("SELECT v FROM t WHERE id = ?");
@@ -47,6 +59,8 @@ for my $i (10 .. 14) { $sel->execute($i); $sel->fetchall_arrayref; }
 undef $ins;
 my $n = $dbh->prepare("SELECT count(*) FROM t");
 $n->execute; print $n->fetchrow_array, "\n"; $n->finish;
+$dbh->do("USE shop", {mariadb_server_prepare => 0});
+print $dbh->selectrow_array("SELECT DATABASE()"), "\n";
 eval { $dbh->prepare("SELEC broken") };
 $dbh->disconnect;
 "#;
@@ -84,6 +98,7 @@ fn preflight_mariadb(test: &str) -> bool {
 struct MariaDb {
     dir: tempfile::TempDir,
     child: std::process::Child,
+    port: u16,
 }
 
 impl MariaDb {
@@ -99,6 +114,7 @@ impl MariaDb {
             .expect("chown");
         check(chown, "chown the datadir to mysql");
         let data = dir.path().join("data");
+        let port = free_port();
         let out = Command::new("mariadb-install-db")
             .args([
                 "--no-defaults",
@@ -114,13 +130,14 @@ impl MariaDb {
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--socket={}", dir.path().join("sock").display()))
-            .arg(format!("--port={}", free_port()))
+            .arg(format!("--port={port}"))
             .arg(format!(
                 "--log-error={}",
                 dir.path().join("err.log").display()
             ))
             .args([
                 "--bind-address=127.0.0.1",
+                "--skip-name-resolve",
                 "--user=mysql",
                 "--skip-log-bin",
                 "--innodb-buffer-pool-size=16M",
@@ -131,7 +148,7 @@ impl MariaDb {
             .stderr(Stdio::null())
             .spawn()
             .expect("start mariadbd");
-        let m = MariaDb { dir, child };
+        let m = MariaDb { dir, child, port };
         let t0 = Instant::now();
         while !m.ping() {
             assert!(
@@ -165,6 +182,18 @@ impl MariaDb {
         c.arg("--no-defaults")
             .arg(format!("--socket={}", self.socket().display()))
             .args(["-uroot", "--batch", "--skip-column-names"]);
+        c
+    }
+
+    /// The `mariadb` client over TCP as `user`.
+    fn tcp_client(&self, user: &str, password: &str) -> Command {
+        let mut c = Command::new("mariadb");
+        c.arg("--no-defaults")
+            .args(["--protocol=TCP", "--host=127.0.0.1"])
+            .arg(format!("--port={}", self.port))
+            .arg(format!("--user={user}"))
+            .arg(format!("--password={password}"))
+            .args(["--batch", "--skip-column-names"]);
         c
     }
 
@@ -241,14 +270,20 @@ fn statements_over_two_connections_match_the_general_log() {
     let perl = tmp.path().join("workload.pl");
     std::fs::write(&perl, PERL).unwrap();
 
-    db.sql("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))");
+    db.sql(
+        "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20)); CREATE DATABASE shop; \
+         CREATE USER alice@'127.0.0.1' IDENTIFIED BY 'alice-pw'; \
+         CREATE USER bob@'127.0.0.1' IDENTIFIED BY 'bob-pw'; \
+         GRANT ALL ON test.* TO alice@'127.0.0.1', bob@'127.0.0.1'; \
+         GRANT ALL ON shop.* TO alice@'127.0.0.1', bob@'127.0.0.1'",
+    );
     let rec = Recording::start_server("--mysql", db.pid(), &trace, &[]);
     // A: one mariadb client session (--force: go on after the error).
     let a = db
-        .client()
+        .tcp_client("alice", "alice-pw")
         .args(["--force", "--database=test", "-e"])
         .arg(
-            std::iter::once("SELECT CONNECTION_ID()")
+            std::iter::once(WHO_AM_I)
                 .chain(TEXT_STATEMENTS)
                 .collect::<Vec<_>>()
                 .join(";\n"),
@@ -260,7 +295,8 @@ fn statements_over_two_connections_match_the_general_log() {
     std::thread::sleep(Duration::from_millis(300));
     let b = Command::new("perl")
         .arg(&perl)
-        .arg(db.socket())
+        .arg(db.port.to_string())
+        .arg(WHO_AM_I)
         .output()
         .expect("perl workload");
     let a = a.wait_with_output().expect("mariadb workload");
@@ -268,16 +304,20 @@ fn statements_over_two_connections_match_the_general_log() {
         String::from_utf8_lossy(&a.stderr).contains("no_such_table"),
         "the failing statement failed: {a:?}"
     );
-    let a_conn: u64 = String::from_utf8_lossy(&a.stdout)
-        .lines()
-        .next()
-        .and_then(|l| l.trim().parse().ok())
-        .expect("connection id of A");
+    let a_out = String::from_utf8_lossy(&a.stdout).into_owned();
+    let a_who = Who::parse(a_out.lines().next().expect("A's first line"));
+    assert_eq!(a_out.lines().last(), Some("shop"), "A's USE took: {a_out}");
     let b_out = check(b, "perl DBD::MariaDB workload");
     let mut b_lines = b_out.lines();
-    let b_conn: u64 = b_lines.next().and_then(|l| l.parse().ok()).expect("B id");
+    let b_who = Who::parse(b_lines.next().expect("B's first line"));
     let rows_in_t: u64 = b_lines.next().and_then(|l| l.parse().ok()).expect("count");
     assert!(rows_in_t >= 10, "B inserted 10 rows");
+    assert_eq!(b_lines.next(), Some("shop"), "B's USE took");
+    assert_eq!(
+        (a_who.user.as_str(), b_who.user.as_str(), a_who.db.as_str()),
+        ("alice@127.0.0.1", "bob@127.0.0.1", "test")
+    );
+    let (a_conn, b_conn) = (a_who.id, b_who.id);
     let t = rec.stop();
 
     let qs = queries(&t);
@@ -300,7 +340,7 @@ fn statements_over_two_connections_match_the_general_log() {
     // A, exactly: its statements in order, the failing one `error`.
     let a_tid = qs
         .iter()
-        .find(|q| q.text == "SELECT CONNECTION_ID()")
+        .find(|q| q.text == WHO_AM_I && q.user.as_deref() == Some("alice"))
         .map(|q| q.tid)
         .expect("A's first statement");
     let a_rows: Vec<(&str, &str)> = qs
@@ -308,10 +348,15 @@ fn statements_over_two_connections_match_the_general_log() {
         .filter(|q| q.tid == a_tid)
         .map(|q| (q.text.as_str(), q.status.as_str()))
         .collect();
-    let mut expected: Vec<(&str, &str)> = vec![("SELECT CONNECTION_ID()", "ok")];
+    let mut expected: Vec<(&str, &str)> = vec![(WHO_AM_I, "ok")];
     expected.extend(TEXT_STATEMENTS.iter().map(|s| {
         (
-            *s,
+            // The client asks before its COM_INIT_DB.
+            if *s == "USE shop" {
+                "SELECT DATABASE()"
+            } else {
+                *s
+            },
             if s.contains("no_such_table") {
                 "error"
             } else {
@@ -323,6 +368,7 @@ fn statements_over_two_connections_match_the_general_log() {
 
     // B: 10 + 5 + 1 executions with their prepared text, and the failed prepare.
     let b_rows: Vec<&Q> = qs.iter().filter(|q| q.tid != a_tid).collect();
+    let b_tid = b_rows[0].tid;
     let count = |text: &str| b_rows.iter().filter(|q| q.text == text).count();
     assert_eq!(count("INSERT INTO t (id, v) VALUES (?, ?)"), 10);
     assert_eq!(count("SELECT v FROM t WHERE id = ?"), 5);
@@ -363,9 +409,11 @@ fn statements_over_two_connections_match_the_general_log() {
     let total: usize = theirs.values().sum();
     assert_eq!(
         total,
-        11 + 1 + 4 + 10 + 5 + 1,
-        "A, B's SELECT, driver SETs, executes"
+        13 + 1 + 4 + 10 + 5 + 1 + 1 + 1,
+        "A, B's first SELECT, driver SETs, executes, USE, SELECT DATABASE()"
     );
+
+    check_sessions(&t, &qs, db.pid(), [(a_tid, &a_who), (b_tid, &b_who)]);
 
     // Network bytes and off-CPU time of the connection threads, attributed
     // to their statements.
@@ -398,11 +446,6 @@ fn statements_over_two_connections_match_the_general_log() {
             .all(|tid| sched.iter().any(|r| num(r, "tid") == *tid as i64)),
         "off-CPU time of both threads"
     );
-    let procs = processes(&t);
-    assert_eq!(
-        procs.get(&(db.pid() as i32)).and_then(|p| p.0.as_deref()),
-        Some("mysqld")
-    );
     let m = &t.manifest;
     assert_eq!(m.target.kind, "mariadb");
     assert!(
@@ -421,6 +464,97 @@ fn statements_over_two_connections_match_the_general_log() {
         net.len(),
         sched.len()
     );
+}
+
+/// A connection as the server tells it (WHO_AM_I's row).
+#[derive(Debug)]
+struct Who {
+    id: u64,
+    user: String,
+    db: String,
+    port: u16,
+}
+
+impl Who {
+    fn parse(line: &str) -> Who {
+        let f: Vec<&str> = line.trim_end().split('\t').collect();
+        assert_eq!(f.len(), 4, "{line:?}");
+        let (addr, port) = f[3].rsplit_once(':').expect("host:port");
+        assert_eq!(addr, "127.0.0.1", "{line:?}");
+        Who {
+            id: f[0].parse().expect("connection id"),
+            user: f[1].to_string(),
+            db: f[2].to_string(),
+            port: port.parse().expect("port"),
+        }
+    }
+}
+
+/// Each connection is a `processes` row with the server's account of it;
+/// its statements carry its user and the database current when they ran.
+fn check_sessions(t: &TraceFiles, qs: &[Q], server: u32, conns: [(i32, &Who); 2]) {
+    let procs = rows(t, Table::Processes);
+    let server_rows: Vec<&Row> = procs
+        .iter()
+        .filter(|r| num(r, "tid") == server as i64)
+        .collect();
+    assert_eq!(server_rows.len(), 1, "{procs:#?}");
+    assert_eq!(text(server_rows[0], "role"), Some("mysqld"));
+    let conn_rows: Vec<&Row> = procs
+        .iter()
+        .filter(|r| text(r, "role") == Some("connection"))
+        .collect();
+    assert_eq!(conn_rows.len(), 2, "two connections: {conn_rows:#?}");
+    for (tid, who) in conns {
+        let r = conn_rows
+            .iter()
+            .find(|r| num(r, "tid") == tid as i64)
+            .unwrap_or_else(|| panic!("no row for thread {tid}: {conn_rows:#?}"));
+        let user = who.user.split('@').next().unwrap();
+        assert_eq!(num(r, "pid"), server as i64);
+        assert_eq!(text(r, "user"), Some(user));
+        assert_eq!(
+            text(r, "database"),
+            Some(who.db.as_str()),
+            "as it connected"
+        );
+        assert_eq!(text(r, "client_addr"), Some("127.0.0.1"));
+        let title = format!(
+            "mariadbd: {user} {} 127.0.0.1({}) id {}",
+            who.db, who.port, who.id
+        );
+        assert_eq!(text(r, "title"), Some(title.as_str()));
+        assert!(text(r, "comm").is_some_and(|c| !c.is_empty()));
+        // Its lifetime covers its statements.
+        let mine: Vec<&Q> = qs.iter().filter(|q| q.tid == tid).collect();
+        let times: Vec<Row> = rows(t, Table::Queries)
+            .into_iter()
+            .filter(|q| num(q, "tid") == tid as i64)
+            .collect();
+        let first = times.iter().map(|q| num(q, "ts")).min().unwrap();
+        let last = times.iter().map(|q| num(q, "end_ts")).max().unwrap();
+        assert!(
+            num(r, "first_ts") <= first && num(r, "last_ts") >= last,
+            "{r:?}"
+        );
+        // Statements: the user throughout; `test` until the USE took, `shop` after.
+        let mut after_use = false;
+        for q in &mine {
+            assert_eq!(q.user.as_deref(), Some(user), "{q:?}");
+            let want = if after_use { "shop" } else { "test" };
+            assert_eq!(q.database.as_deref(), Some(want), "{q:?}");
+            // A's client sends SELECT DATABASE() then COM_INIT_DB; B a SQL USE.
+            if q.text == "USE shop" || (q.text == "SELECT DATABASE()" && !after_use) {
+                after_use = true;
+            }
+        }
+        assert!(after_use, "thread {tid} switched to shop");
+        eprintln!(
+            "connection {} (thread {tid}): {} statements, title {title:?}",
+            who.id,
+            mine.len()
+        );
+    }
 }
 
 #[test]

@@ -38,6 +38,10 @@ enum event_kind {
 	EV_MYSQL_ERROR = 16,
 	EV_MYSQL_STMT_NEW = 17, /* a Prepared_statement was created for THD `aux`: it takes the next id */
 	EV_MYSQL_THD_NEW = 18,  /* THD `aux` was constructed: its statement ids start at 1 */
+	/* The session a dispatch_command runs for (struct mysql_session_event),
+	 * sent before its EV_MYSQL_COMMAND when it differs from the last one
+	 * sent for the thread: a new connection, COM_CHANGE_USER, USE. */
+	EV_MYSQL_SESSION = 19,
 };
 
 /* What a lock or LWLock probe means (probe_spec.event; never sent as a
@@ -217,6 +221,39 @@ struct sched_event {
 	__u32 off_cpu; /* the CPU it left */
 	__u8 state;   /* 'R' preempted, 'S' sleeping, 'D' uninterruptible */
 	__u8 pad[3];
+};
+
+/* Where a MariaDB THD keeps its session, for the server's build (set by
+ * userspace before attach: recorder/src/mysql_sessions.rs derives it from
+ * the binary's accessor functions). `valid` 0: unknown, nothing is read. */
+struct mysql_thd_layout {
+	__u32 valid;
+	__u32 thread_id;      /* THD::thread_id (the connection id) */
+	__u32 thread_id_size; /* 4 or 8 bytes */
+	__u32 db;             /* THD::db.str (NUL-terminated) */
+	__u32 sctx;           /* THD::security_ctx (Security_context *) */
+	__u32 sctx_user;      /* Security_context::user (char *) */
+	__u32 sctx_host;      /* Security_context::host (char *) */
+	__u32 sctx_ip;        /* Security_context::ip (char *) */
+};
+
+#define MYSQL_USER_CAP 128
+#define MYSQL_HOST_CAP 64
+#define MYSQL_IP_CAP 48
+#define MYSQL_DB_CAP 192
+
+struct mysql_session {
+	__u64 thd;
+	__u64 thread_id;
+	char user[MYSQL_USER_CAP];
+	char host[MYSQL_HOST_CAP];
+	char ip[MYSQL_IP_CAP];
+	char db[MYSQL_DB_CAP];
+};
+
+struct mysql_session_event {
+	struct event_header h;
+	struct mysql_session s;
 };
 
 /* Where ExecInitNode finds a plan node's children beyond lefttree and
