@@ -3,14 +3,19 @@
 # (--mysql, default event kinds: queries, net, sched) on a throwaway MariaDB
 # (Debian's mariadbd, its own datadir, socket and port), of a workload whose
 # answers are known in advance:
-#   A. the mariadb client over TCP (text protocol, one COM_QUERY each):
-#      CREATE TABLE, INSERT of 1000 rows, a ~100 kB result
-#      (SELECT id, REPEAT('x', 100) FROM t), SELECT SLEEP(0.3) (0.3 s off
-#      CPU), SELECT * FROM no_such_table (status error);
-#   B. perl DBD::MariaDB with server-side prepare over the socket, at the
-#      same time: INSERT ... VALUES (?, ?) executed 20 times and
-#      SELECT v FROM t WHERE id = ? executed 10 times (COM_STMT_EXECUTE
-#      rows with the prepared text), plus the driver's 4 SET statements.
+#   A. user alice, database test, the mariadb client over TCP (text
+#      protocol, one COM_QUERY each): CREATE TABLE, INSERT of 1000 rows, a
+#      ~100 kB result (SELECT id, REPEAT('x', 100) FROM t), SELECT
+#      SLEEP(0.3) (0.3 s off CPU), SELECT * FROM no_such_table (status
+#      error), then `USE shop` (the client's own SELECT DATABASE() and a
+#      COM_INIT_DB) and SELECT DATABASE() (database shop);
+#   B. user bob, database test, perl DBD::MariaDB with server-side prepare
+#      over the socket, at the same time: INSERT ... VALUES (?, ?) executed
+#      20 times and SELECT v FROM t WHERE id = ? executed 10 times
+#      (COM_STMT_EXECUTE rows with the prepared text), plus the driver's 4
+#      SET statements.
+# So: 41 statements, one error, two connection rows in processes
+# (alice test 127.0.0.1(port), bob test localhost) beside the server's.
 #
 #   sudo testdata/record-mariadb.sh   (after cargo build -p dbflight-recorder;
 #   DBFLIGHT_RECORD=path/to/dbflight-record to choose the binary)
@@ -34,7 +39,7 @@ trap cleanup EXIT
 mariadb-install-db --no-defaults --datadir="$work/data" --user=mysql \
   --auth-root-authentication-method=normal --skip-test-db >/dev/null
 /usr/sbin/mariadbd --no-defaults --datadir="$work/data" --socket="$work/sock" \
-  --port="$port" --bind-address=127.0.0.1 --user=mysql --skip-log-bin \
+  --port="$port" --bind-address=127.0.0.1 --skip-name-resolve --user=mysql --skip-log-bin \
   --innodb-buffer-pool-size=16M --log-error="$work/err.log" &
 server=$!
 for _ in $(seq 100); do
@@ -42,7 +47,10 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 sql() { mariadb --no-defaults --socket="$work/sock" -uroot "$@"; }
-sql -e "CREATE DATABASE test; CREATE TABLE test.t (id INT PRIMARY KEY, v VARCHAR(20))"
+sql -e "CREATE DATABASE test; CREATE TABLE test.t (id INT PRIMARY KEY, v VARCHAR(20));
+  CREATE DATABASE shop;
+  CREATE USER alice@'127.0.0.1' IDENTIFIED BY 'alice-pw'; CREATE USER bob@localhost IDENTIFIED BY 'bob-pw';
+  GRANT ALL ON test.* TO alice@'127.0.0.1', bob@localhost; GRANT ALL ON shop.* TO alice@'127.0.0.1'"
 
 rm -rf "$out"
 "$rec" --mysql "$server" --quiet -o "$out" &
@@ -52,18 +60,20 @@ while [ ! -e "$out/manifest.json" ]; do
   sleep 0.1
 done
 
-mariadb --no-defaults -h 127.0.0.1 -P "$port" -uroot --force test >/dev/null 2>&1 <<'SQL' &
+mariadb --no-defaults -h 127.0.0.1 -P "$port" -ualice -palice-pw --force test >/dev/null 2>&1 <<'SQL' &
 CREATE TABLE big (id INT PRIMARY KEY);
 INSERT INTO big SELECT seq FROM seq_1_to_1000;
 SELECT id, REPEAT('x', 100) FROM big;
 SELECT SLEEP(0.3);
 SELECT * FROM no_such_table;
+USE shop
+SELECT DATABASE();
 SQL
 a=$!
 perl - "$work/sock" <<'PERL'
 use DBI;
 my $dbh = DBI->connect("DBI:MariaDB:database=test;mariadb_socket=$ARGV[0];mariadb_server_prepare=1",
-    "root", "", {RaiseError => 1, PrintError => 0});
+    "bob", "bob-pw", {RaiseError => 1, PrintError => 0});
 my $ins = $dbh->prepare("INSERT INTO t VALUES (?, ?)");
 $ins->execute($_, "v$_") for 1 .. 20;
 my $sel = $dbh->prepare("SELECT v FROM t WHERE id = ?");

@@ -681,8 +681,10 @@ fn report_on_the_locks_sample() {
 
 const MARIADB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/mariadb-10.11");
 
-/// testdata/record-mariadb.sh: connection A (mariadb client, 5 statements,
-/// one error) and connection B (DBD::MariaDB: 4 SETs, 20 + 10 prepared
+/// testdata/record-mariadb.sh: connection A (alice over TCP, mariadb
+/// client: 5 statements, one error, then the client's SELECT DATABASE()
+/// before its `USE shop`, and SELECT DATABASE() in shop) and connection B
+/// (bob over the socket, DBD::MariaDB: 4 SETs, 20 + 10 prepared
 /// executions) are two sessions of one server process.
 #[test]
 fn report_on_the_mariadb_sample_counts_threads_as_sessions() {
@@ -699,9 +701,36 @@ fn report_on_the_mariadb_sample_counts_threads_as_sessions() {
         line("sessions")
     );
     assert!(
-        line("statements").contains("| 39 ("),
+        line("statements").contains("| 41 ("),
         "{}",
         line("statements")
     );
     assert!(line("errors").contains("| 1 "), "{}", line("errors"));
+    // Each connection is a processes row of its own, and its statements
+    // carry its user and the database current when they ran.
+    let conns = dbflight(&[
+        "sql",
+        MARIADB,
+        "SELECT \"user\", database, client_addr, regexp_replace(title, '[0-9]+', 'N', 'g') AS title \
+         FROM processes WHERE role = 'connection' ORDER BY \"user\"",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(
+        conns,
+        "user,database,client_addr,title\n\
+         alice,test,127.0.0.1,mariadbd: alice test N.N.N.N(N) id N\n\
+         bob,test,,mariadbd: bob test localhost id N\n"
+    );
+    let per_db = dbflight(&[
+        "sql",
+        MARIADB,
+        "SELECT \"user\", database, count(*) AS n FROM queries GROUP BY 1, 2 ORDER BY 1, 2",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(
+        per_db,
+        "user,database,n\nalice,shop,1\nalice,test,6\nbob,test,34\n"
+    );
 }
