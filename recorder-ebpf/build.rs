@@ -11,6 +11,8 @@ const OBJECT_SOURCE: &str = "bpf/dbflight.bpf.c";
 const INCLUDED: &[&str] = &[
     "bpf/common.bpf.h",
     "bpf/usdt_args.bpf.h",
+    "bpf/wire.bpf.h",
+    "bpf/wire_state.bpf.h",
     "bpf/process.bpf.h",
     "bpf/statements.bpf.h",
     "bpf/mysql.bpf.h",

@@ -13,3 +13,4 @@
 #include "lwlocks.bpf.h"
 #include "net.bpf.h"
 #include "sched.bpf.h"
+#include "wire.bpf.h"

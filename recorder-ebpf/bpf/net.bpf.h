@@ -13,7 +13,9 @@
 #define AF_UNIX 1
 #define AF_INET 2
 #define AF_INET6 10
+#ifndef MSG_PEEK
 #define MSG_PEEK 2
+#endif
 
 static __always_inline void fill_ends(struct net_event *ev, struct sock *sk)
 {

@@ -6,6 +6,7 @@
 #define DBFLIGHT_PROCESS_BPF_H
 
 #include "common.bpf.h"
+#include "wire_state.bpf.h"
 
 static __always_inline int on_fork(struct task_struct *parent, struct task_struct *child)
 {
@@ -18,6 +19,7 @@ static __always_inline int on_fork(struct task_struct *parent, struct task_struc
 	if (ptgid == ctgid || !traced_state(ptgid))
 		return 0;
 	bpf_map_update_elem(&traced_pids, &ctgid, &one, BPF_ANY);
+	wire_forked(ctgid);
 	fill_header(&ev.h, EV_PROC_FORK, ((__u64)ptgid << 32) | BPF_CORE_READ(parent, pid));
 	ev.ppid = ptgid;
 	ev.child_pid = ctgid;
@@ -36,6 +38,7 @@ static __always_inline int on_exit(struct task_struct *task)
 	if (pid != tgid || !traced_state(tgid))
 		return 0;
 	bpf_map_delete_elem(&traced_pids, &tgid);
+	bpf_map_delete_elem(&wire_states, &tgid);
 	fill_header(&ev.h, EV_PROC_EXIT, ((__u64)tgid << 32) | pid);
 	ev.ppid = BPF_CORE_READ(task, real_parent, tgid);
 	BPF_CORE_READ_STR_INTO(&ev.comm, task, comm);

@@ -28,9 +28,13 @@ pub struct Recorder {
 type KernelStrategy = (&'static str, fn(&mut Recorder) -> Result<()>);
 
 impl Recorder {
-    pub fn load(max_query_len: u32) -> Result<Self> {
+    /// Loads the programs; `wire` starts the protocol state of forked
+    /// backends (the `wire` strategy of statements).
+    pub fn load(max_query_len: u32, wire: bool) -> Result<Self> {
+        let wire_on = u8::from(wire);
         let ebpf = EbpfLoader::new()
             .set_global("max_query_len", &max_query_len, true)
+            .set_global("wire_on", &wire_on, true)
             .load(dbflight_ebpf::OBJECT)
             .context("cannot load dbflight's BPF programs into the kernel (needs CAP_BPF and a kernel with BTF, 5.15 or newer)")?;
         Ok(Recorder {
@@ -74,6 +78,16 @@ impl Recorder {
     /// Socket bytes of traced processes: `tp_btf` sock_send_length and
     /// sock_recv_length, then fexit/fentry and kprobes on tcp_sendmsg and
     /// tcp_cleanup_rbuf (TCP only), then the send/receive syscalls.
+    /// Statements from the wire protocol at the socket tracepoints (the
+    /// `wire` strategy of `queries`): tp_btf only.
+    pub fn attach_wire(&mut self) -> Result<()> {
+        self.attach_btf_programs(&[
+            ("dbf_wire_send", "sock_send_length"),
+            ("dbf_wire_recv", "sock_recv_length"),
+        ])
+        .context("the wire strategy needs the sock_send_length/sock_recv_length tracepoints (Linux 6.3+) as tp_btf; use --strategy queries=usdt")
+    }
+
     pub fn attach_net(&mut self, only: Option<&str>) -> Result<ProbeInfo> {
         let info = self.first_kernel_strategy(
             "net",

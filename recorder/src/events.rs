@@ -28,6 +28,14 @@ pub const EV_MYSQL_STMT_NEW: u16 = 17;
 pub const EV_MYSQL_THD_NEW: u16 = 18;
 pub const EV_MYSQL_SESSION: u16 = 19;
 pub const TITLE_CAP: usize = 128;
+/// `EV_WIRE` (wire.bpf.h): `h.flags` is a `WIRE_*` (`enum wire_what`).
+pub const EV_WIRE: u16 = 28;
+pub const WIRE_MSG: u16 = 0;
+pub const WIRE_CONT: u16 = 1;
+pub const WIRE_READY: u16 = 2;
+pub const WIRE_LOST: u16 = 3;
+pub const WIRE_TLS: u16 = 4;
+pub const WIRE_ERROR_TAIL: u16 = 5;
 
 /// `enum probe_role`: what a lock, plan or LWLock probe means (`ProbeSpec::event`).
 pub const ROLE_LOCK_ACQUIRE_ENTRY: u16 = 20;
@@ -107,6 +115,20 @@ pub struct QueryStartHead {
 }
 pub const QUERY_TEXT_OFFSET: usize = 40;
 const _: () = assert!(size_of::<QueryStartHead>() == QUERY_TEXT_OFFSET);
+
+/// `struct wire_event` up to its data.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct WireHead {
+    pub h: EventHeader,
+    pub body_len: u32,
+    pub data_len: u32,
+    pub msg_type: u8,
+    pub status: u8,
+    pub pad: [u8; 6],
+}
+pub const WIRE_DATA_OFFSET: usize = 40;
+const _: () = assert!(size_of::<WireHead>() == WIRE_DATA_OFFSET);
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -285,6 +307,18 @@ pub enum Event {
         server_start: u64,
         truncated: bool,
         text: Vec<u8>,
+    },
+    /// What the `wire` strategy saw on a backend's socket.
+    Wire {
+        ts: u64,
+        pid: u32,
+        tid: u32,
+        /// `WIRE_*`
+        what: u16,
+        msg_type: u8,
+        status: u8,
+        body_len: u32,
+        data: Vec<u8>,
     },
     Title {
         ts: u64,
@@ -472,6 +506,20 @@ pub fn decode(buf: &[u8]) -> Option<Event> {
                     truncated,
                     text,
                 }
+            }
+        }
+        EV_WIRE => {
+            let w: WireHead = read(buf)?;
+            let end = (WIRE_DATA_OFFSET + w.data_len as usize).min(buf.len());
+            Event::Wire {
+                ts,
+                pid,
+                tid,
+                what: h.flags,
+                msg_type: w.msg_type,
+                status: w.status,
+                body_len: w.body_len,
+                data: buf[WIRE_DATA_OFFSET..end].to_vec(),
             }
         }
         EV_QUERY_DONE => Event::QueryDone { ts, pid, tid },

@@ -39,6 +39,7 @@ pub mod tables;
 pub mod target;
 pub mod units;
 pub mod usdt;
+pub mod wire;
 
 #[cfg(target_os = "linux")]
 pub mod bpf;

@@ -361,7 +361,10 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
     manifest.host = host;
     manifest.kernel = kernel;
 
-    let mut rec = Recorder::load(args.max_query_len)?;
+    let wire = uprobe_plans
+        .iter()
+        .any(|(kind, _, p)| *kind == "queries" && p.strategy == "wire");
+    let mut rec = Recorder::load(args.max_query_len, wire)?;
     // Seed the traced set with the postmaster before following forks, then
     // add its existing children: a fork in between is caught either way.
     rec.trace_pids(&[root])?;
@@ -379,8 +382,12 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
         rec.set_mysql_thd_layout(thd)?;
     }
     for (kind, program, p) in &uprobe_plans {
-        rec.attach_uprobes(&binary, program, p)
-            .with_context(|| format!("cannot place the {kind} probes"))?;
+        if *kind == "queries" && p.strategy == "wire" {
+            rec.attach_wire()?;
+        } else {
+            rec.attach_uprobes(&binary, program, p)
+                .with_context(|| format!("cannot place the {kind} probes"))?;
+        }
         manifest.probes.insert((*kind).into(), p.info());
     }
     if kinds.net {
@@ -419,6 +426,7 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
         segment: args.segment,
         keep: args.keep,
         redact_literals: args.redact_literals,
+        max_query_len: args.max_query_len as usize,
         layout,
         statements: kinds.queries,
         mysql,

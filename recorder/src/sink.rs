@@ -4,7 +4,7 @@
 //! encoding. Pairs statements, tracks processes, closes segments by time or
 //! size, applies retention, and keeps counters for the status line.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -27,9 +27,10 @@ use crate::plan_nodes::{PlanLinker, PlanRow, plan_nodes_batch};
 use crate::processes::Processes;
 use crate::sched::{SchedRow, sched_batch, state_name};
 use crate::statement_probes::protocol_name;
-use crate::statements::{Assembler, Idle, Statement, text_from_bytes};
+use crate::statements::{Assembler, Idle, Statement, Status, text_from_bytes};
 use crate::tables::{Clock, QueryRow, processes_batch, queries_batch};
 use crate::units::Limit;
+use crate::wire::{Action as WireAction, WireDecoder};
 
 /// Counters shared with the status line.
 #[derive(Debug, Default)]
@@ -52,6 +53,8 @@ pub struct SinkConfig {
     pub statements: bool,
     /// A MySQL/MariaDB server: statements are per thread (`tid`).
     pub mysql: bool,
+    /// `--max-query-len`: the `wire` strategy cuts texts itself.
+    pub max_query_len: usize,
 }
 
 /// Rows of the event tables waiting for the next flush.
@@ -69,6 +72,10 @@ pub struct Sink {
     clock: Clock,
     cfg: SinkConfig,
     assembler: Assembler,
+    wire: WireDecoder,
+    /// Executes pipelined before one Sync, waiting for the one before them
+    /// to end (`wire` strategy): (tid, received, text, truncated).
+    wire_queued: HashMap<u32, Vec<(u32, u64, String, bool)>>,
     mysql: MysqlAssembler,
     processes: Processes,
     rows: Vec<QueryRow>,
@@ -112,8 +119,10 @@ impl Sink {
         Sink {
             writer,
             clock,
+            wire: WireDecoder::new(cfg.max_query_len),
             cfg,
             assembler: Assembler::default(),
+            wire_queued: HashMap::new(),
             mysql: MysqlAssembler::default(),
             processes,
             rows: Vec::new(),
@@ -152,6 +161,20 @@ impl Sink {
                     truncated,
                 ) {
                     self.push(prev);
+                }
+            }
+            Event::Wire {
+                ts,
+                pid,
+                tid,
+                what,
+                msg_type,
+                body_len,
+                data,
+                ..
+            } => {
+                for action in self.wire.feed(pid, ts, what, msg_type, body_len, &data) {
+                    self.wire_action(pid, tid, action);
                 }
             }
             Event::QueryDone { ts, pid, .. } => {
@@ -241,6 +264,8 @@ impl Sink {
                     .store(self.processes.live_count() as u64, Ordering::Relaxed);
             }
             Event::Exit { ts, pid, comm, .. } => {
+                self.wire.exit(pid);
+                self.wire_queued.remove(&pid);
                 if let Some(s) = self.assembler.exit(pid) {
                     self.push(s);
                 }
@@ -387,6 +412,54 @@ impl Sink {
     }
 
     /// Statement text as it will be written: redacted before anything else sees it.
+    /// A statement start or end seen on the wire (`wire` strategy).
+    fn wire_action(&mut self, pid: u32, tid: u32, action: WireAction) {
+        match action {
+            WireAction::Start {
+                ts,
+                protocol,
+                text,
+                truncated,
+            } => {
+                let text = self.statement_text(&text, truncated);
+                if self.assembler.is_open(pid) {
+                    // Pipelined: it runs after the open one ends.
+                    self.wire_queued
+                        .entry(pid)
+                        .or_default()
+                        .push((tid, ts, text, truncated));
+                } else {
+                    self.assembler
+                        .start(pid, tid, ts, None, protocol, text, truncated);
+                }
+            }
+            WireAction::Ready { ts, error } => {
+                let mut ended: Vec<Statement> = self.assembler.done(pid, ts).into_iter().collect();
+                for (tid, received, text, truncated) in
+                    self.wire_queued.remove(&pid).unwrap_or_default()
+                {
+                    self.assembler
+                        .start(pid, tid, received, None, "extended", text, truncated);
+                    ended.extend(self.assembler.done(pid, ts));
+                }
+                // The error ended the batch: it is its last statement's.
+                if error && let Some(last) = ended.last_mut() {
+                    last.status = Status::Error;
+                }
+                for s in ended {
+                    self.push(s);
+                }
+            }
+            WireAction::Encrypted => {
+                if self.wire.encrypted == 1 {
+                    log::warn!(
+                        "backend {pid} uses an SSL/GSS-encrypted connection: the wire strategy cannot read its statements (record with --strategy queries=usdt to see them)"
+                    );
+                }
+            }
+        }
+    }
+
     fn statement_text(&self, bytes: &[u8], truncated: bool) -> String {
         let text = text_from_bytes(bytes, truncated);
         if self.cfg.redact_literals {
@@ -586,6 +659,7 @@ mod tests {
             segment,
             keep: None,
             redact_literals: redact,
+            max_query_len: 4096,
             layout: None,
             statements: true,
             mysql: false,

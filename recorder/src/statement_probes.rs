@@ -40,8 +40,13 @@ pub type StatementPlan = ProbePlan;
 /// Strategies tried in order when none is forced.
 pub const STRATEGIES: [&str; 2] = ["usdt", "uprobe"];
 /// Every strategy `--strategy queries=NAME` accepts; `light` trades
-/// precision for one probe hit per statement and is only used on request.
-pub const ALL_STRATEGIES: [&str; 3] = ["usdt", "uprobe", "light"];
+/// precision for one probe hit per statement, and `wire` reads the
+/// protocol at the socket tracepoints (no probe hit at all, but blind to
+/// SSL connections): both are only used on request.
+pub const ALL_STRATEGIES: [&str; 4] = ["usdt", "uprobe", "light", "wire"];
+
+/// The manifest's account of the `wire` strategy.
+pub const WIRE_DETAIL: &str = "PostgreSQL protocol messages at tp_btf sock_recv_length/sock_send_length: Query, Parse/Bind/Execute start a statement, ReadyForQuery ends it (not SSL/GSS connections)";
 
 /// Plans statement probes for `elf`, whose file offset 0 is mapped at
 /// `load_base` in the target (for globals), a server of major version
@@ -52,10 +57,12 @@ pub fn plan(
     pg_major: Option<u32>,
     only: Option<&str>,
 ) -> Result<StatementPlan> {
-    crate::probe_plan::first_strategy_of("queries", &STRATEGIES, &["light"], only, |strategy| {
+    crate::probe_plan::first_strategy_of("queries", &STRATEGIES, &["light", "wire"], only, |strategy| {
         match strategy {
             "usdt" => plan_usdt(elf, load_base, pg_major),
             "uprobe" => plan_uprobe(elf, load_base, pg_major),
+            // No uprobes: the recorder attaches the socket tracepoints.
+            "wire" => Ok((WIRE_DETAIL.into(), Vec::new())),
             _ => plan_light(elf, load_base, pg_major),
         }
     })

@@ -287,6 +287,11 @@ impl Assembler {
         }
     }
 
+    /// A statement of `pid` is executing (started, not ended or failed).
+    pub fn is_open(&self, pid: u32) -> bool {
+        self.open.contains_key(&pid)
+    }
+
     pub fn open_count(&self) -> usize {
         self.open.len()
     }

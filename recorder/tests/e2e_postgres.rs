@@ -185,6 +185,106 @@ fn light_strategy_gives_the_same_statements() {
     pgbench_select_only("prepared", "unknown", &["--strategy", "queries=light"]);
 }
 
+/// No probe hit at all: the protocol read at the socket tracepoints.
+#[test]
+fn wire_strategy_gives_the_same_statements() {
+    pgbench_select_only("simple", "simple", &["--strategy", "queries=wire"]);
+    pgbench_select_only("prepared", "extended", &["--strategy", "queries=wire"]);
+    pgbench_select_only("extended", "extended", &["--strategy", "queries=wire"]);
+}
+
+/// The wire strategy: statuses from ErrorResponse, truncation and
+/// redaction, and a session that connected before the recording began.
+#[test]
+fn wire_strategy_statuses_and_an_older_session() {
+    use std::io::Write;
+    let Some(bindir) = preflight("wire_strategy_statuses_and_an_older_session") else {
+        return;
+    };
+    let _serial = serial();
+    let pg = PgCluster::start(&bindir);
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = tmp.path().join("trace");
+
+    // A session already connected and idle when the recording starts.
+    let mut old = pg.client("psql");
+    old.args(["-X", "-A", "-t", "-d", "postgres", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null());
+    let mut old = old.spawn().expect("spawn psql");
+    let mut stdin = old.stdin.take().unwrap();
+    let idle_after = |sql: &str| {
+        format!(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query = '{sql}' AND state = 'idle')"
+        )
+    };
+    writeln!(stdin, "SELECT 10 AS old_session;").unwrap();
+    pg.wait_until(&idle_after("SELECT 10 AS old_session;"));
+
+    let rec = Recording::start(
+        pg.postmaster_pid(),
+        &trace,
+        &[
+            "--strategy",
+            "queries=wire",
+            "--max-query-len",
+            "40",
+            "--redact-literals",
+        ],
+    );
+    writeln!(stdin, "SELECT 11 AS old_session;").unwrap();
+    pg.wait_until(&idle_after("SELECT 11 AS old_session;"));
+    pg.psql("SELECT 1");
+    let err = pg.psql_fails("SELECT 1/0");
+    assert!(err.contains("division by zero"));
+    let long = format!("SELECT '{}' AS secret_value", "x".repeat(100));
+    pg.psql(&long);
+    writeln!(stdin, "SELECT 12 AS old_session;").unwrap();
+    pg.wait_until(&idle_after("SELECT 12 AS old_session;"));
+    drop(stdin);
+    old.wait().unwrap();
+    let t = rec.stop();
+
+    let qs = queries(&t);
+    let old_rows: Vec<&Q> = qs
+        .iter()
+        .filter(|q| q.text == "SELECT $1 AS old_session;")
+        .collect();
+    assert_eq!(
+        old_rows.len(),
+        2,
+        "the older session's two statements while recording: {qs:#?}"
+    );
+    assert!(old_rows.iter().all(|q| q.status == "ok"
+        && q.protocol == "simple"
+        && q.user.as_deref() == Some("postgres")
+        && q.database.as_deref() == Some("postgres")));
+    assert_eq!(old_rows[0].pid, old_rows[1].pid);
+    assert_eq!(
+        (old_rows[0].seq, old_rows[1].seq),
+        (1, 2),
+        "query_seq counts what was recorded"
+    );
+
+    let others: Vec<(&str, &str, bool)> = qs
+        .iter()
+        .filter(|q| q.pid != old_rows[0].pid && !q.text.starts_with("SELECT EXISTS"))
+        .map(|q| (q.text.as_str(), q.status.as_str(), q.truncated))
+        .collect();
+    assert_eq!(
+        others,
+        [
+            ("SELECT $1", "ok", false),
+            ("SELECT $1/$2", "error", false),
+            ("SELECT $1", "ok", true),
+        ],
+        "{qs:#?}"
+    );
+    assert!(!qs.iter().any(|q| q.text.contains("xxxx")));
+    assert_eq!(t.manifest.probes["queries"].strategy, "wire");
+    assert_eq!(t.manifest.events["queries"].dropped, 0);
+}
+
 #[test]
 fn statuses_truncation_and_manifest() {
     let Some(bindir) = preflight("statuses_truncation_and_manifest") else {

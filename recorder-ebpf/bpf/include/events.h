@@ -44,6 +44,19 @@ enum event_kind {
 	EV_MYSQL_SESSION = 19,
 };
 
+/* The `wire` strategy (wire.bpf.h): struct wire_event, `h.flags` an enum
+ * wire_what. */
+#define EV_WIRE 28
+enum wire_what {
+	WIRE_MSG = 0,   /* a frontend message: msg_type, body_len, its first data_len bytes */
+	WIRE_CONT = 1,  /* more bytes of the last WIRE_MSG's body (it spanned recv calls) */
+	WIRE_READY = 2, /* the server sent ReadyForQuery: msg_type = its transaction status */
+	WIRE_LOST = 3,  /* out of step with the message stream (msg_type says why)
+			 * until the next ReadyForQuery */
+	WIRE_TLS = 4,   /* the connection turned to SSL/GSS encryption: unreadable */
+	WIRE_ERROR_TAIL = 5, /* the last bytes of a send that may end in an ErrorResponse */
+};
+
 /* What a lock or LWLock probe means (probe_spec.event; never sent as a
  * kind). Lock probes on entry of LockAcquireExtended only remember the tag;
  * its return sends the acquire with the result. */
@@ -155,6 +168,15 @@ struct query_start_event {
 	char text[QUERY_TEXT_CAP];
 };
 
+struct wire_event {
+	struct event_header h;
+	__u32 body_len;
+	__u32 data_len;
+	__u8 msg_type;
+	__u8 status;
+	__u8 pad[6];
+	char data[QUERY_TEXT_CAP];
+};
 struct proc_event {
 	struct event_header h;
 	__u32 ppid;
