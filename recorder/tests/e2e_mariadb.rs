@@ -557,6 +557,68 @@ fn check_sessions(t: &TraceFiles, qs: &[Q], server: u32, conns: [(i32, &Who); 2]
     }
 }
 
+/// Connections one after another over the socket: the thread cache hands
+/// an ended connection's thread to the next one, and each connection is a
+/// row of its own, named by the connection id the client saw.
+#[test]
+fn sequential_connections_are_one_row_each() {
+    if !preflight_mariadb("sequential_connections_are_one_row_each") {
+        return;
+    }
+    let _serial = serial();
+    let db = MariaDb::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = tmp.path().join("trace");
+    let rec = Recording::start_server("--mysql", db.pid(), &trace, &[]);
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let out = db
+            .client()
+            .args(["-e", "SELECT CONNECTION_ID()"])
+            .output()
+            .expect("mariadb");
+        ids.push(check(out, "mariadb -e").trim().parse::<u64>().unwrap());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let t = rec.stop();
+
+    let conns: Vec<Row> = rows(&t, Table::Processes)
+        .into_iter()
+        .filter(|r| text(r, "role") == Some("connection"))
+        .collect();
+    let titles: Vec<&str> = conns.iter().filter_map(|r| text(r, "title")).collect();
+    let want: Vec<String> = ids
+        .iter()
+        .map(|id| format!("mariadbd: root localhost id {id}"))
+        .collect();
+    assert_eq!(titles, want, "one row per connection, in order: {conns:#?}");
+    for r in &conns {
+        assert_eq!(text(r, "user"), Some("root"));
+        assert_eq!((text(r, "database"), text(r, "client_addr")), (None, None));
+    }
+    let tids: std::collections::BTreeSet<i64> = conns.iter().map(|r| num(r, "tid")).collect();
+    assert!(
+        tids.len() < conns.len(),
+        "the thread cache served several connections on one thread: {conns:#?}"
+    );
+    for w in conns.windows(2) {
+        assert!(
+            num(&w[0], "last_ts") < num(&w[1], "first_ts"),
+            "one connection ends before the next begins: {w:#?}"
+        );
+    }
+    let qs = queries(&t);
+    assert_eq!(qs.len(), 3);
+    assert!(
+        qs.iter()
+            .all(|q| q.user.as_deref() == Some("root") && q.database.is_none())
+    );
+    eprintln!(
+        "mariadb: 3 connections (ids {ids:?}) on {} thread(s)",
+        tids.len()
+    );
+}
+
 #[test]
 fn errors_for_missing_or_wrong_server() {
     let out = Command::new(env!("CARGO_BIN_EXE_dbflight-record"))
