@@ -277,6 +277,15 @@ int BPF_PROG(dbf_wire_recv, struct sock *sk, int ret, int flags)
 		__u32 mlen = ((__u32)st->hdr[1] << 24) | ((__u32)st->hdr[2] << 16) |
 			     ((__u32)st->hdr[3] << 8) | st->hdr[4];
 
+		/* A TLS record (handshake, alert, application data; version 3.x):
+		 * a connection encrypted before the recording began. */
+		if ((type == 0x16 || type == 0x15 || type == 0x17) && st->hdr[1] == 3) {
+			st->phase = WIRE_OFF;
+			ev = wire_event_start(WIRE_TLS, pid_tgid);
+			if (ev)
+				wire_emit(ev);
+			return 0;
+		}
 		if (!wire_known_type(type) || mlen < 4 || mlen > 0x40000000) {
 			wire_lost(st, pid_tgid, 2);
 			return 0;

@@ -333,6 +333,15 @@ impl Recorder {
     /// each probe's spec goes to its own slot of `probe_specs`, named by the
     /// attach cookie.
     pub fn attach_uprobes(&mut self, binary: &Path, program: &str, plan: &ProbePlan) -> Result<()> {
+        let first = self.register_specs(plan)?;
+        let links = self.link_uprobes(binary, program, plan, first, None)?;
+        self.links.extend(links);
+        Ok(())
+    }
+
+    /// Writes `plan`'s probe specs into the `probe_specs` map; returns the
+    /// cookie of the first (the others follow).
+    pub fn register_specs(&mut self, plan: &ProbePlan) -> Result<u32> {
         let first = self.next_spec;
         if first as usize + plan.probes.len() > MAX_PROBE_SPECS as usize {
             return Err(anyhow!(
@@ -340,30 +349,44 @@ impl Recorder {
                 first as usize + plan.probes.len()
             ));
         }
-        {
-            let map = self
-                .ebpf
-                .map_mut("probe_specs")
-                .ok_or_else(|| anyhow!("map probe_specs missing"))?;
-            let mut specs: Array<&mut MapData, crate::events::ProbeSpec> = Array::try_from(map)?;
-            for (i, p) in plan.probes.iter().enumerate() {
-                specs.set(first + i as u32, p.spec, 0)?;
-            }
+        let map = self
+            .ebpf
+            .map_mut("probe_specs")
+            .ok_or_else(|| anyhow!("map probe_specs missing"))?;
+        let mut specs: Array<&mut MapData, crate::events::ProbeSpec> = Array::try_from(map)?;
+        for (i, p) in plan.probes.iter().enumerate() {
+            specs.set(first + i as u32, p.spec, 0)?;
         }
         self.next_spec += plan.probes.len() as u32;
+        Ok(first)
+    }
+
+    /// Attaches `plan`'s uprobes (specs registered from cookie `first`) to
+    /// `program`, for every process or for `pid` only.
+    pub fn link_uprobes(
+        &mut self,
+        binary: &Path,
+        program: &str,
+        plan: &ProbePlan,
+        first: u32,
+        pid: Option<u32>,
+    ) -> Result<Vec<UprobeLink>> {
         let pmu = UprobePmu::discover()?;
         let prog: &mut UProbe = self.program(program)?.try_into()?;
-        prog.load()
-            .with_context(|| format!("the kernel refused BPF program {program}"))?;
+        if prog.fd().is_err() {
+            prog.load()
+                .with_context(|| format!("the kernel refused BPF program {program}"))?;
+        }
         let fd = prog.fd()?.try_clone()?;
+        let mut links = Vec::with_capacity(plan.probes.len());
         for (i, p) in plan.probes.iter().enumerate() {
             let mut spec = p.uprobe.clone();
             spec.cookie = (first as usize + i) as u64;
-            let link = uprobe::attach(&pmu, binary, &spec, &fd)
+            let link = uprobe::attach(&pmu, binary, &spec, &fd, pid)
                 .with_context(|| format!("cannot attach {}", p.label))?;
-            self.links.push(link);
+            links.push(link);
         }
-        Ok(())
+        Ok(links)
     }
 
     pub fn take_ring(&mut self) -> Result<RingBuf<MapData>> {

@@ -70,10 +70,15 @@ pub struct Args {
     #[arg(long)]
     pub redact_literals: bool,
 
-    /// Force a probe strategy for an event kind. `queries=light`: one probe hit
-    /// per statement instead of two (lower overhead; start times in us from the
-    /// server's activity timestamp, protocol unknown). `queries=uprobe`: the
-    /// fallback for servers without USDT. `locks=uprobe`: no USDT (no waits).
+    /// Force a probe strategy for an event kind. Statements come by default
+    /// from the wire protocol at the socket tracepoints (`queries=wire`: no
+    /// probe in the server; one row per message, so a message of several
+    /// statements is one row), with USDT probes attached to each backend on
+    /// an SSL/GSS connection. `queries=usdt`: USDT probes for every backend
+    /// (one row per statement, two probe hits each). `queries=light`: one
+    /// probe hit per statement (start times in us from the server's activity
+    /// timestamp, protocol unknown). `queries=uprobe`: the fallback for
+    /// servers without USDT. `locks=uprobe`: no USDT (no waits).
     /// `net=tp_btf|fexit|kprobe|syscalls` and `sched=tp_btf|raw_tp`,
     /// `processes=tp_btf|raw_tp`: the kernel hook. The manifest records the
     /// strategy each kind used and why earlier ones were refused.

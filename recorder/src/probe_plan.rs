@@ -24,6 +24,10 @@ pub struct ProbePlan {
     pub detail: String,
     pub refused: Vec<String>,
     pub probes: Vec<PlannedProbe>,
+    /// Probes to use where this strategy cannot (the `wire` strategy of
+    /// statements: when its tracepoints are refused, and for encrypted
+    /// connections, per backend).
+    pub fallback: Option<Box<ProbePlan>>,
 }
 
 impl ProbePlan {
@@ -189,6 +193,7 @@ pub fn first_strategy_of(
                     detail,
                     refused,
                     probes,
+                    fallback: None,
                 });
             }
             Err(why) => refused.push(format!("{strategy}: {why}")),

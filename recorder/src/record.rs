@@ -1,5 +1,6 @@
 //! One recording, start to end: checks, target, BPF, threads, clean stop.
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -381,13 +382,33 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
     if let Some(thd) = mysql_thd {
         rec.set_mysql_thd_layout(thd)?;
     }
+    // Statement probes for encrypted connections, attached per backend
+    // when the wire strategy meets one: (program, plan, first cookie).
+    let mut wire_fallback: Option<(&str, ProbePlan, u32)> = None;
     for (kind, program, p) in &uprobe_plans {
         if *kind == "queries" && p.strategy == "wire" {
-            rec.attach_wire()?;
-        } else {
-            rec.attach_uprobes(&binary, program, p)
-                .with_context(|| format!("cannot place the {kind} probes"))?;
+            match (rec.attach_wire(), p.fallback.as_deref()) {
+                (Ok(()), fallback) => {
+                    manifest.probes.insert((*kind).into(), p.info());
+                    if let Some(fb) = fallback {
+                        let first = rec.register_specs(fb)?;
+                        wire_fallback = Some((program, fb.clone(), first));
+                    }
+                }
+                // Not forced: the probe strategy instead, for every backend.
+                (Err(e), Some(fb)) if forced("queries").is_none() => {
+                    rec.attach_uprobes(&binary, program, fb)
+                        .with_context(|| format!("cannot place the {kind} probes"))?;
+                    let mut info = fb.info();
+                    info.refused.insert(0, format!("wire: {e:#}"));
+                    manifest.probes.insert((*kind).into(), info);
+                }
+                (Err(e), _) => return Err(e),
+            }
+            continue;
         }
+        rec.attach_uprobes(&binary, program, p)
+            .with_context(|| format!("cannot place the {kind} probes"))?;
         manifest.probes.insert((*kind).into(), p.info());
     }
     if kinds.net {
@@ -431,7 +452,7 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
         statements: kinds.queries,
         mysql,
     };
-    let sink = Sink::new(
+    let mut sink = Sink::new(
         writer,
         clock,
         cfg,
@@ -440,6 +461,10 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
         Arc::clone(&stats),
     );
 
+    let (encrypted_tx, encrypted_rx) = mpsc::channel::<u32>();
+    if wire_fallback.is_some() {
+        sink.on_encrypted(encrypted_tx);
+    }
     let ring = rec.take_ring()?;
     let drops = rec.take_drops()?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -472,13 +497,21 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
     }
     let started = Instant::now();
     let mut status = StatusLine::new(!args.quiet);
+    let mut per_backend = BackendProbes::default();
     while !signals::stop_requested() && args.duration.is_none_or(|d| started.elapsed() < d) {
         if writer.is_finished() {
             break; // the writer failed; its error is reported below
         }
-        std::thread::sleep(Duration::from_millis(100));
+        // Waits 100 ms, or less when a backend turns out encrypted.
+        if let Ok(pid) = encrypted_rx.recv_timeout(Duration::from_millis(100))
+            && let Some((program, plan, first)) = &wire_fallback
+        {
+            per_backend.attach(&mut rec, &binary, program, plan, *first, pid);
+        }
+        per_backend.forget_exited();
         status.maybe_print(&stats, started.elapsed());
     }
+    drop(per_backend);
     status.clear();
     // Detach first so nothing new arrives, then drain what is left.
     rec.detach_uprobes();
@@ -509,6 +542,55 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Statement probes attached to single backends whose connection the wire
+/// strategy cannot read (SSL/GSS), dropped when the backend exits.
+#[derive(Default)]
+struct BackendProbes {
+    links: HashMap<u32, Vec<crate::uprobe::UprobeLink>>,
+    last_sweep: Option<Instant>,
+}
+
+impl BackendProbes {
+    fn attach(
+        &mut self,
+        rec: &mut Recorder,
+        binary: &Path,
+        program: &str,
+        plan: &ProbePlan,
+        first: u32,
+        pid: u32,
+    ) {
+        if self.links.contains_key(&pid) {
+            return;
+        }
+        match rec.link_uprobes(binary, program, plan, first, Some(pid)) {
+            Ok(links) => {
+                log::info!(
+                    "backend {pid} is on an encrypted connection: its statements come from {} probes",
+                    plan.strategy
+                );
+                self.links.insert(pid, links);
+            }
+            // It may have exited already.
+            Err(e) => log::warn!("cannot attach statement probes to backend {pid}: {e:#}"),
+        }
+    }
+
+    /// Drops the probes of backends that exited (once a second).
+    fn forget_exited(&mut self) {
+        if self.links.is_empty()
+            || self
+                .last_sweep
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.last_sweep = Some(Instant::now());
+        self.links
+            .retain(|pid, _| Path::new(&format!("/proc/{pid}")).exists());
+    }
 }
 
 /// The live status line on stderr (a terminal only; redrawn once a second).

@@ -76,6 +76,8 @@ pub struct Sink {
     /// Executes pipelined before one Sync, waiting for the one before them
     /// to end (`wire` strategy): (tid, received, text, truncated).
     wire_queued: HashMap<u32, Vec<(u32, u64, String, bool)>>,
+    /// Told the pid of each backend whose connection turns out encrypted.
+    encrypted: Option<std::sync::mpsc::Sender<u32>>,
     mysql: MysqlAssembler,
     processes: Processes,
     rows: Vec<QueryRow>,
@@ -123,6 +125,7 @@ impl Sink {
             cfg,
             assembler: Assembler::default(),
             wire_queued: HashMap::new(),
+            encrypted: None,
             mysql: MysqlAssembler::default(),
             processes,
             rows: Vec::new(),
@@ -412,6 +415,12 @@ impl Sink {
     }
 
     /// Statement text as it will be written: redacted before anything else sees it.
+    /// Where to say that a backend's connection is encrypted: the recorder
+    /// then attaches statement probes to it.
+    pub fn on_encrypted(&mut self, tx: std::sync::mpsc::Sender<u32>) {
+        self.encrypted = Some(tx);
+    }
+
     /// A statement start or end seen on the wire (`wire` strategy).
     fn wire_action(&mut self, pid: u32, tid: u32, action: WireAction) {
         match action {
@@ -450,13 +459,15 @@ impl Sink {
                     self.push(s);
                 }
             }
-            WireAction::Encrypted => {
-                if self.wire.encrypted == 1 {
-                    log::warn!(
-                        "backend {pid} uses an SSL/GSS-encrypted connection: the wire strategy cannot read its statements (record with --strategy queries=usdt to see them)"
-                    );
+            WireAction::Encrypted => match &self.encrypted {
+                Some(tx) => {
+                    let _ = tx.send(pid);
                 }
-            }
+                None if self.wire.encrypted == 1 => log::warn!(
+                    "backend {pid} uses an SSL/GSS-encrypted connection: the wire strategy cannot read its statements (record with --strategy queries=usdt to see them)"
+                ),
+                None => {}
+            },
         }
     }
 

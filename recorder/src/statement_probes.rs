@@ -37,40 +37,75 @@ pub fn protocol_name(id: u8) -> &'static str {
 /// The strategy that took for statements, with its probes.
 pub type StatementPlan = ProbePlan;
 
-/// Strategies tried in order when none is forced.
-pub const STRATEGIES: [&str; 2] = ["usdt", "uprobe"];
+/// Strategies tried in order when none is forced. `wire` needs no probe
+/// in the server at all; the probe strategies after it are its fallback.
+pub const STRATEGIES: [&str; 3] = ["wire", "usdt", "uprobe"];
+/// The strategies that place probes in the server, in order.
+const PROBE_STRATEGIES: [&str; 2] = ["usdt", "uprobe"];
 /// Every strategy `--strategy queries=NAME` accepts; `light` trades
-/// precision for one probe hit per statement, and `wire` reads the
-/// protocol at the socket tracepoints (no probe hit at all, but blind to
-/// SSL connections): both are only used on request.
-pub const ALL_STRATEGIES: [&str; 4] = ["usdt", "uprobe", "light", "wire"];
+/// precision for one probe hit per statement and is only used on request.
+pub const ALL_STRATEGIES: [&str; 4] = ["wire", "usdt", "uprobe", "light"];
 
 /// The manifest's account of the `wire` strategy.
-pub const WIRE_DETAIL: &str = "PostgreSQL protocol messages at tp_btf sock_recv_length/sock_send_length: Query, Parse/Bind/Execute start a statement, ReadyForQuery ends it (not SSL/GSS connections)";
+pub const WIRE_DETAIL: &str = "PostgreSQL protocol messages at tp_btf sock_recv_length/sock_send_length: Query, Parse/Bind/Execute start a statement, ReadyForQuery ends it";
 
 /// Plans statement probes for `elf`, whose file offset 0 is mapped at
 /// `load_base` in the target (for globals), a server of major version
-/// `pg_major`. `only` forces one strategy.
+/// `pg_major`. `only` forces one strategy. The `wire` plan carries the
+/// first probe strategy as its fallback: for a kernel that refuses its
+/// tracepoints, and for each SSL/GSS-encrypted connection, whose messages
+/// it cannot read.
 pub fn plan(
     elf: &ElfInfo,
     load_base: u64,
     pg_major: Option<u32>,
     only: Option<&str>,
 ) -> Result<StatementPlan> {
-    crate::probe_plan::first_strategy_of("queries", &STRATEGIES, &["light", "wire"], only, |strategy| {
-        match strategy {
-            "usdt" => plan_usdt(elf, load_base, pg_major),
-            "uprobe" => plan_uprobe(elf, load_base, pg_major),
-            // No uprobes: the recorder attaches the socket tracepoints.
-            "wire" => Ok((WIRE_DETAIL.into(), Vec::new())),
-            _ => plan_light(elf, load_base, pg_major),
-        }
-    })
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "{e:#}\nUse a build with USDT probes (--enable-dtrace, as Debian and Ubuntu ship) or with its dynamic symbols."
+    let probes = |only: Option<&str>| {
+        crate::probe_plan::first_strategy_of(
+            "queries",
+            &PROBE_STRATEGIES,
+            &["light"],
+            only,
+            |strategy| match strategy {
+                "usdt" => plan_usdt(elf, load_base, pg_major),
+                "uprobe" => plan_uprobe(elf, load_base, pg_major),
+                _ => plan_light(elf, load_base, pg_major),
+            },
         )
-    })
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{e:#}\nUse a build with USDT probes (--enable-dtrace, as Debian and Ubuntu ship) or with its dynamic symbols."
+            )
+        })
+    };
+    match only {
+        None | Some("wire") => {
+            let fallback = probes(None);
+            let detail = match &fallback {
+                Ok(f) => format!(
+                    "{WIRE_DETAIL}; encrypted connections: {} ({}) attached to their backend",
+                    f.strategy, f.detail
+                ),
+                Err(e) => format!(
+                    "{WIRE_DETAIL}; encrypted connections are not seen (no probe strategy: {})",
+                    e.to_string().lines().next().unwrap_or_default()
+                ),
+            };
+            Ok(ProbePlan {
+                strategy: "wire",
+                detail,
+                refused: Vec::new(),
+                probes: Vec::new(),
+                fallback: fallback.ok().map(Box::new),
+            })
+        }
+        Some(o) if !ALL_STRATEGIES.contains(&o) => anyhow::bail!(
+            "unknown strategy {o:?} for queries; choose one of {}",
+            ALL_STRATEGIES.join(", ")
+        ),
+        Some(o) => probes(Some(o)),
+    }
 }
 
 /// `PortalRun(portal, count, isTopLevel, run_once, dest, ...)` entry: one
@@ -247,7 +282,12 @@ mod tests {
     #[test]
     fn usdt_plan_on_debian_pg15() {
         let Some(elf) = pg15() else { return };
-        let plan = plan(&elf, 0x5555_0000_0000, Some(15), None).unwrap();
+        // The default: the wire, with the USDT probes for encrypted connections.
+        let wire = plan(&elf, 0x5555_0000_0000, Some(15), None).unwrap();
+        assert_eq!(wire.strategy, "wire");
+        assert!(wire.probes.is_empty());
+        assert!(wire.detail.contains("encrypted connections: usdt"));
+        let plan = *wire.fallback.unwrap();
         assert_eq!(plan.strategy, "usdt");
         assert!(plan.refused.is_empty());
         let labels: Vec<&str> = plan
@@ -346,9 +386,25 @@ mod tests {
         // Our own test binary has neither USDT notes nor PortalRun.
         let me = std::env::current_exe().unwrap();
         let elf = ElfInfo::from_path(&me).unwrap();
-        let err = plan(&elf, 0, Some(15), None).unwrap_err().to_string();
+        let err = plan(&elf, 0, Some(15), Some("usdt"))
+            .unwrap_err()
+            .to_string();
         assert!(
-            err.contains("usdt:") && err.contains("uprobe:") && err.contains("--enable-dtrace"),
+            err.contains("usdt:") && err.contains("--enable-dtrace"),
+            "{err}"
+        );
+        // The wire needs no probe, but without one encrypted connections
+        // are not seen, and the manifest says why.
+        let wire = plan(&elf, 0, Some(15), None).unwrap();
+        assert!(wire.fallback.is_none());
+        assert!(
+            wire.detail.contains("encrypted connections are not seen"),
+            "{}",
+            wire.detail
+        );
+        let err = plan(&elf, 0, Some(15), Some("bogus")).unwrap_err();
+        assert!(
+            err.to_string().contains("wire, usdt, uprobe, light"),
             "{err}"
         );
     }

@@ -130,13 +130,14 @@ pub struct UprobeLink {
     _perf: OwnedFd,
 }
 
-/// Places a uprobe on `binary` for every process mapping it and runs `prog`
-/// (a loaded BPF program fd) when it fires.
+/// Places a uprobe on `binary` for every process mapping it, or for process
+/// `pid` only, and runs `prog` (a loaded BPF program fd) when it fires.
 pub fn attach(
     pmu: &UprobePmu,
     binary: &Path,
     spec: &UprobeSpec,
     prog: impl AsFd,
+    pid: Option<u32>,
 ) -> Result<UprobeLink, UprobeError> {
     let shown = binary.display().to_string();
     let path =
@@ -159,15 +160,17 @@ pub fn attach(
         attr.config |= r << 32;
     }
     // pid -1, cpu 0: every process that maps the binary (uprobes are not
-    // per-CPU; the BPF program filters on the traced pid set).
+    // per-CPU; the BPF program filters on the traced pid set). One process:
+    // its pid on any CPU; the breakpoint goes into that process only.
+    let (target, cpu) = pid.map_or((-1, 0), |p| (p as libc::pid_t, -1));
     // SAFETY: attr is a valid, fully initialised perf_event_attr of the size
     // it declares, and `path` outlives the call.
     let fd = unsafe {
         libc::syscall(
             libc::SYS_perf_event_open,
             &attr as *const PerfEventAttr,
-            -1 as libc::pid_t,
-            0 as libc::c_int,
+            target,
+            cpu as libc::c_int,
             -1 as libc::c_int,
             PERF_FLAG_FD_CLOEXEC,
         )

@@ -5,6 +5,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::process::Command;
 
 use common::*;
 use dbflight_format::redact::redact_literals;
@@ -185,12 +186,104 @@ fn light_strategy_gives_the_same_statements() {
     pgbench_select_only("prepared", "unknown", &["--strategy", "queries=light"]);
 }
 
-/// No probe hit at all: the protocol read at the socket tracepoints.
+/// The USDT strategy (the wire strategy's fallback), forced.
 #[test]
-fn wire_strategy_gives_the_same_statements() {
-    pgbench_select_only("simple", "simple", &["--strategy", "queries=wire"]);
-    pgbench_select_only("prepared", "extended", &["--strategy", "queries=wire"]);
-    pgbench_select_only("extended", "extended", &["--strategy", "queries=wire"]);
+fn usdt_strategy_gives_the_same_statements() {
+    pgbench_select_only("simple", "simple", &["--strategy", "queries=usdt"]);
+    pgbench_select_only("prepared", "extended", &["--strategy", "queries=usdt"]);
+}
+
+/// An SSL connection is unreadable on the wire: the recorder attaches the
+/// statement probes to its backend, and plain connections stay on the wire.
+#[test]
+fn wire_strategy_hands_encrypted_connections_to_probes() {
+    let Some(bindir) = preflight("wire_strategy_hands_encrypted_connections_to_probes") else {
+        return;
+    };
+    let _serial = serial();
+    let pg = PgCluster::start(&bindir);
+    let data = pg.dir.path().join("data");
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-x509",
+            "-days",
+            "2",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(data.join("server.key"))
+        .arg("-out")
+        .arg(data.join("server.crt"))
+        .output()
+        .expect("run openssl (apt-get install openssl)");
+    check(out, "openssl req");
+    for f in ["server.key", "server.crt"] {
+        let out = Command::new("chown")
+            .args(["postgres:postgres"])
+            .arg(data.join(f))
+            .output()
+            .unwrap();
+        check(out, "chown");
+    }
+    let out = Command::new("chmod")
+        .arg("600")
+        .arg(data.join("server.key"))
+        .output()
+        .unwrap();
+    check(out, "chmod");
+    pg.psql("ALTER SYSTEM SET ssl = on");
+    pg.psql("SELECT pg_reload_conf()");
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = tmp.path().join("trace");
+
+    let rec = Recording::start(pg.postmaster_pid(), &trace, &[]);
+    let conninfo = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=postgres sslmode=require",
+        pg.port
+    );
+    // The first statement gives the recorder time to attach the probes.
+    let out = Command::new(pg.bindir.join("psql"))
+        .arg(&conninfo)
+        .args(["-X", "-A", "-t"])
+        .args(["-c", "SELECT pg_sleep(0.5)"])
+        .args([
+            "-c",
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        ])
+        .args(["-c", "SELECT 42 AS over_tls", "-c", "SELECT 42 AS over_tls"])
+        .args(["-c", "SELECT 42 AS over_tls"])
+        .output()
+        .expect("run psql");
+    let shown = check(out, "psql over SSL");
+    assert!(
+        shown.lines().any(|l| l == "t"),
+        "the session used SSL: {shown}"
+    );
+    pg.psql("SELECT 7 AS over_socket");
+    let t = rec.stop();
+
+    let qs = queries(&t);
+    let tls: Vec<&Q> = qs
+        .iter()
+        .filter(|q| q.text == "SELECT 42 AS over_tls")
+        .collect();
+    assert_eq!(tls.len(), 3, "{qs:#?}");
+    assert!(tls.iter().all(|q| q.status == "ok"
+        && q.user.as_deref() == Some("postgres")
+        && q.duration_ns.is_some_and(|d| d > 0)));
+    let plain: Vec<&Q> = qs
+        .iter()
+        .filter(|q| q.text == "SELECT 7 AS over_socket")
+        .collect();
+    assert_eq!(plain.len(), 1, "{qs:#?}");
+    assert_ne!(plain[0].pid, tls[0].pid);
+    let m = &t.manifest.probes["queries"];
+    assert_eq!(m.strategy, "wire");
+    assert!(m.detail.contains("encrypted connections: usdt"), "{m:?}");
 }
 
 /// The wire strategy: statuses from ErrorResponse, truncation and
@@ -224,13 +317,7 @@ fn wire_strategy_statuses_and_an_older_session() {
     let rec = Recording::start(
         pg.postmaster_pid(),
         &trace,
-        &[
-            "--strategy",
-            "queries=wire",
-            "--max-query-len",
-            "40",
-            "--redact-literals",
-        ],
+        &["--max-query-len", "40", "--redact-literals"],
     );
     writeln!(stdin, "SELECT 11 AS old_session;").unwrap();
     pg.wait_until(&idle_after("SELECT 11 AS old_session;"));
@@ -297,7 +384,13 @@ fn statuses_truncation_and_manifest() {
     let rec = Recording::start(
         pg.postmaster_pid(),
         &trace,
-        &["--max-query-len", "40", "--redact-literals"],
+        &[
+            "--strategy",
+            "queries=usdt",
+            "--max-query-len",
+            "40",
+            "--redact-literals",
+        ],
     );
     pg.psql("SELECT 1");
     let err = pg.psql_fails("SELECT 1/0");

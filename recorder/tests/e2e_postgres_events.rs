@@ -181,7 +181,7 @@ fn plan_nodes_of_a_join_match_explain() {
         ("locks", "usdt"),
         ("net", "tp_btf"),
         ("plans", "uprobe"),
-        ("queries", "usdt"),
+        ("queries", "wire"),
         ("sched", "tp_btf"),
     ] {
         assert!(strategies.contains(&kind), "{kind:?} in {strategies:?}");
@@ -518,7 +518,15 @@ fn lock_uprobe_fallback_sees_acquires() {
     let rec = Recording::start(
         pg.postmaster_pid(),
         &trace,
-        &["--events", "queries,locks", "--strategy", "locks=uprobe"],
+        &[
+            "--events",
+            "queries,locks",
+            "--strategy",
+            "locks=uprobe",
+            // One row per statement of the message below (wire: one per message).
+            "--strategy",
+            "queries=usdt",
+        ],
     );
     pg.psql("BEGIN; LOCK TABLE lu IN SHARE MODE; COMMIT");
     let t = rec.stop();
