@@ -177,11 +177,15 @@ int BPF_PROG(dbf_wire_recv, struct sock *sk, int ret, int flags)
 	struct wire_state fresh = { .phase = WIRE_TYPED };
 	struct wire_state *st;
 	struct wire_event *ev;
-	__u8 *traced = traced_state(pid_tgid >> 32);
+	__u8 *traced;
 	__u64 buf;
 	__u32 off = 0, len;
 
-	if (ret <= 0 || (flags & MSG_PEEK) || !traced)
+	/* Most calls are not a traced backend's: cheapest tests first. */
+	if (ret <= 0 || (flags & MSG_PEEK))
+		return 0;
+	traced = traced_state(pid_tgid >> 32);
+	if (!traced)
 		return 0;
 	st = bpf_map_lookup_elem(&wire_states, &tid);
 	if (!st) {
