@@ -59,6 +59,143 @@ pub fn fingerprint_id(fingerprint: &str) -> i64 {
     i64::from_ne_bytes(h.to_ne_bytes())
 }
 
+/// Fingerprints of many statements, computed once per *shape*: a
+/// statement's text with the digits of its plain numbers and the contents
+/// of its plain `'...'` strings taken out. Two texts of one shape differ
+/// only in literals the lexer reads as literals either way, so they have
+/// one fingerprint: a trace of millions of statements from a few dozen
+/// shapes lexes a few dozen texts, and the rest is one pass over the bytes
+/// and a hash lookup. Texts whose shape this cannot be sure of (comments,
+/// backslashes, dollar quotes, prefixed strings such as `E'...'`, doubled
+/// quotes, unterminated quotes) are fingerprinted directly. Bounded: the
+/// cache starts again after [`FingerprintCache::CAPACITY`] shapes.
+#[derive(Debug, Default)]
+pub struct FingerprintCache {
+    /// Shape (with a dialect byte first) -> index into `entries`.
+    index: std::collections::HashMap<Vec<u8>, usize>,
+    /// (fingerprint, its id).
+    entries: Vec<(String, i64)>,
+    key: Vec<u8>,
+}
+
+impl FingerprintCache {
+    /// Shapes kept before the cache starts again.
+    pub const CAPACITY: usize = 16_384;
+
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The same as [`fingerprint_in`]`(sql, dialect)`.
+    pub fn fingerprint(&mut self, sql: &str, dialect: Dialect) -> std::borrow::Cow<'_, str> {
+        match self.entry(sql, dialect) {
+            Some(i) => std::borrow::Cow::Borrowed(&self.entries[i].0),
+            None => std::borrow::Cow::Owned(fingerprint_in(sql, dialect)),
+        }
+    }
+
+    /// The same as [`fingerprint_id`]`(&`[`fingerprint_in`]`(sql, dialect))`.
+    pub fn fingerprint_id(&mut self, sql: &str, dialect: Dialect) -> i64 {
+        match self.entry(sql, dialect) {
+            Some(i) => self.entries[i].1,
+            None => fingerprint_id(&fingerprint_in(sql, dialect)),
+        }
+    }
+
+    /// The entry of `sql`'s shape, computed when new; `None` when the text
+    /// has no shape this can vouch for.
+    fn entry(&mut self, sql: &str, dialect: Dialect) -> Option<usize> {
+        self.key.clear();
+        self.key.push(match dialect {
+            Dialect::Postgres => b'p',
+            Dialect::MySql => b'm',
+        });
+        if !shape(sql.as_bytes(), &mut self.key) {
+            return None;
+        }
+        if let Some(&i) = self.index.get(self.key.as_slice()) {
+            return Some(i);
+        }
+        if self.entries.len() >= Self::CAPACITY {
+            self.index.clear();
+            self.entries.clear();
+        }
+        let fp = fingerprint_in(sql, dialect);
+        let id = fingerprint_id(&fp);
+        self.entries.push((fp, id));
+        self.index.insert(self.key.clone(), self.entries.len() - 1);
+        Some(self.entries.len() - 1)
+    }
+}
+
+/// Appends the shape of `sql` to `key` (see [`FingerprintCache`]): every
+/// byte as it is, except a run of digits that stands alone (no letter,
+/// digit, `_`, `$`, `.` or non-ASCII byte on either side: a whole integer
+/// token in both dialects), which becomes `0`, and a `'...'` string not
+/// glued to a word before it (not `E'...'`, `_utf8'...'`) and holding no
+/// quote or backslash, which becomes `''`. `"..."` and `` `...` `` are
+/// kept whole. False when the text holds anything that could change how
+/// those are lexed: a comment (`--`, `/*`, `#`), a backslash, a `$` that
+/// does not start a `$n` parameter, or a quote that does not close.
+fn shape(sql: &[u8], key: &mut Vec<u8>) -> bool {
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80;
+    let n = sql.len();
+    let mut i = 0;
+    while i < n {
+        let b = sql[i];
+        let next = sql.get(i + 1).copied();
+        match b {
+            b'0'..=b'9' => {
+                let start = i;
+                while i < n && sql[i].is_ascii_digit() {
+                    i += 1;
+                }
+                let alone = |c: Option<&u8>| c.is_none_or(|&c| !word(c) && c != b'.');
+                if alone(start.checked_sub(1).and_then(|p| sql.get(p))) && alone(sql.get(i)) {
+                    key.push(b'0');
+                } else {
+                    key.extend_from_slice(&sql[start..i]);
+                }
+                continue;
+            }
+            b'\\' | b'#' => return false,
+            b'-' if next == Some(b'-') => return false,
+            b'/' if next == Some(b'*') => return false,
+            b'$' if !next.is_some_and(|c| c.is_ascii_digit()) => return false,
+            b'\'' => {
+                if i > 0 && word(sql[i - 1]) {
+                    return false;
+                }
+                let Some(len) = sql[i + 1..].iter().position(|&c| c == b'\'' || c == b'\\') else {
+                    return false;
+                };
+                let close = i + 1 + len;
+                if sql[close] != b'\'' || sql.get(close + 1) == Some(&b'\'') {
+                    return false;
+                }
+                key.extend_from_slice(b"''");
+                i = close + 1;
+                continue;
+            }
+            b'"' | b'`' => {
+                let Some(len) = sql[i + 1..].iter().position(|&c| c == b || c == b'\\') else {
+                    return false;
+                };
+                let close = i + 1 + len;
+                if sql[close] != b {
+                    return false;
+                }
+                key.extend_from_slice(&sql[i..=close]);
+                i = close + 1;
+                continue;
+            }
+            _ => key.push(b),
+        }
+        i += 1;
+    }
+    true
+}
+
 /// A normalized token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Tok {
@@ -1079,6 +1216,62 @@ mod tests {
                 assert!(left.is_empty(), "{dialect:?} {sql:?} -> {once:?}: {left:?}");
             }
         }
+    }
+
+    /// The cache gives exactly what `fingerprint_in` gives, on texts built
+    /// to share shapes (numbers and strings of every length, next to words,
+    /// dots, signs, quotes and comments) and on real statements.
+    #[test]
+    fn cache_matches_direct_fingerprints() {
+        const PARTS: &[&str] = &[
+            "SELECT", " ", "\n", "IN", "(", ")", "[", "]", ",", "VALUES", "ARRAY", "1", "42",
+            "007", "-", "+", "'x'", "'yz'", "''", "'", "\"", "\"A1\"", "`", "`b2`", "$1", "$",
+            "$$", "?", "::", ".", "...", ";", "--", "/*", "*/", "#", "@", "a", "B", "_c", "=", "e",
+            "E", "0x", "1e", "ż", "\\", "into", "t", "&", "U", "_utf8",
+        ];
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let mut corpus: Vec<String> = (0..60_000)
+            .map(|_| {
+                let len = (rng.next() % 12) as usize;
+                (0..len)
+                    .map(|_| PARTS[(rng.next() % PARTS.len() as u64) as usize])
+                    .collect()
+            })
+            .collect();
+        corpus.extend(
+            [
+                "SELECT abalance FROM pgbench_accounts WHERE aid = 84962;",
+                "select abalance from pgbench_accounts where aid=42",
+                "UPDATE t SET a = a + -4168 WHERE id = 3",
+                "UPDATE t SET a = a + 4168 WHERE id = 3",
+                "SELECT * FROM t WHERE x IN (1, 2, 3) AND s = 'abc'",
+                "SELECT * FROM t WHERE x IN (7) AND s = ''",
+                "INSERT INTO t VALUES (1, 'a'), (2, 'b')",
+                "INSERT INTO t VALUES (1, 'a')",
+                "SELECT 1.5, .5, 1e5, 1e-7, 0x1F, 1_000, t1.c2 FROM t1",
+                "SELECT 2.5, .7, 3e5, 1e-9, 0x2F, 2_000, t1.c2 FROM t1",
+                "SELECT U&'d\\0061t', E'a\\'b', $$x$$, 'it''s' FROM t",
+            ]
+            .map(String::from),
+        );
+        for dialect in [Dialect::Postgres, Dialect::MySql] {
+            let mut cache = FingerprintCache::new();
+            for sql in &corpus {
+                let want = fingerprint_in(sql, dialect);
+                assert_eq!(cache.fingerprint(sql, dialect), want, "{dialect:?} {sql:?}");
+                assert_eq!(
+                    cache.fingerprint_id(sql, dialect),
+                    fingerprint_id(&want),
+                    "{dialect:?} {sql:?}"
+                );
+            }
+        }
+        let mut cache = FingerprintCache::new();
+        for aid in 0..100 {
+            let sql = format!("SELECT abalance FROM pgbench_accounts WHERE aid = {aid};");
+            cache.fingerprint(&sql, Dialect::Postgres);
+        }
+        assert_eq!(cache.entries.len(), 1, "one shape for every aid");
     }
 
     #[test]

@@ -5,17 +5,16 @@
 
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::StringArray;
+use arrow::array::StringBuilder;
 use arrow::datatypes::DataType;
 use datafusion::common::Result;
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, TypeSignature,
     Volatility,
 };
-use dbflight_format::fingerprint::fingerprint_in;
 use dbflight_format::redact::Dialect;
 
-use super::{DOC_SECTION, map_queries, result, rows_of};
+use super::{DOC_SECTION, for_each_query, result, rows_of, with_fingerprints};
 
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct Fingerprint {
@@ -86,8 +85,14 @@ impl ScalarUDFImpl for Fingerprint {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let (rows, scalar) = rows_of(&args.args, args.number_rows);
-        let values = map_queries(&args.args, rows, self.dialect(), fingerprint_in)?;
-        result(Arc::new(StringArray::from(values)), scalar)
+        let mut out = StringBuilder::with_capacity(rows, rows * 48);
+        with_fingerprints(|cache| {
+            for_each_query(&args.args, rows, self.dialect(), |q| match q {
+                Some((q, d)) => out.append_value(cache.fingerprint(q, d)),
+                None => out.append_null(),
+            })
+        })?;
+        result(Arc::new(out.finish()), scalar)
     }
 
     fn documentation(&self) -> Option<&Documentation> {

@@ -4,17 +4,16 @@
 
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::Int64Array;
+use arrow::array::Int64Builder;
 use arrow::datatypes::DataType;
 use datafusion::common::Result;
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, TypeSignature,
     Volatility,
 };
-use dbflight_format::fingerprint::{fingerprint_id, fingerprint_in};
 use dbflight_format::redact::Dialect;
 
-use super::{DOC_SECTION, map_queries, result, rows_of};
+use super::{DOC_SECTION, for_each_query, result, rows_of, with_fingerprints};
 
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct FingerprintId {
@@ -76,10 +75,14 @@ impl ScalarUDFImpl for FingerprintId {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let (rows, scalar) = rows_of(&args.args, args.number_rows);
-        let values = map_queries(&args.args, rows, self.dialect(), |q, d| {
-            fingerprint_id(&fingerprint_in(q, d))
+        let mut out = Int64Builder::with_capacity(rows);
+        with_fingerprints(|cache| {
+            for_each_query(&args.args, rows, self.dialect(), |q| match q {
+                Some((q, d)) => out.append_value(cache.fingerprint_id(q, d)),
+                None => out.append_null(),
+            })
         })?;
-        result(Arc::new(Int64Array::from(values)), scalar)
+        result(Arc::new(out.finish()), scalar)
     }
 
     fn documentation(&self) -> Option<&Documentation> {

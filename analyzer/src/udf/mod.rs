@@ -15,6 +15,7 @@ use arrow::datatypes::DataType;
 use datafusion::common::{Result, exec_err};
 use datafusion::logical_expr::{ColumnarValue, DocSection, ScalarUDF};
 use datafusion::prelude::SessionContext;
+use dbflight_format::fingerprint::FingerprintCache;
 use dbflight_format::redact::Dialect;
 
 pub use fingerprint::Fingerprint;
@@ -77,28 +78,75 @@ fn string_arrays(args: &[ColumnarValue], rows: usize) -> Result<Vec<StringArray>
         .collect()
 }
 
-/// Maps each row's query text (and optional dialect) to a value; NULL text gives NULL.
-fn map_queries<T>(
+/// The texts of a query argument, read where they are: `Utf8`, `LargeUtf8`
+/// and `Utf8View` (what DataFusion reads Parquet strings as) without a copy,
+/// anything else (dictionaries, scalars) cast to `Utf8` first.
+enum Texts {
+    Utf8(StringArray),
+    Large(arrow::array::LargeStringArray),
+    View(arrow::array::StringViewArray),
+}
+
+impl Texts {
+    fn of(arg: &ColumnarValue, rows: usize) -> Result<Texts> {
+        let array: ArrayRef = arg.to_array(rows)?;
+        Ok(match array.data_type() {
+            DataType::Utf8 => Texts::Utf8(array.as_string::<i32>().clone()),
+            DataType::LargeUtf8 => Texts::Large(array.as_string::<i64>().clone()),
+            DataType::Utf8View => Texts::View(array.as_string_view().clone()),
+            _ => {
+                let utf8 = arrow::compute::cast(&array, &DataType::Utf8)?;
+                Texts::Utf8(utf8.as_string::<i32>().clone())
+            }
+        })
+    }
+
+    fn get(&self, i: usize) -> Option<&str> {
+        match self {
+            Texts::Utf8(a) => (!a.is_null(i)).then(|| a.value(i)),
+            Texts::Large(a) => (!a.is_null(i)).then(|| a.value(i)),
+            Texts::View(a) => (!a.is_null(i)).then(|| a.value(i)),
+        }
+    }
+}
+
+/// Calls `f` with each row's query text and dialect (`None` for NULL text),
+/// in row order.
+fn for_each_query(
     args: &[ColumnarValue],
     rows: usize,
     default: Dialect,
-    mut f: impl FnMut(&str, Dialect) -> T,
-) -> Result<Vec<Option<T>>> {
-    let arrays = string_arrays(args, rows)?;
-    let Some(queries) = arrays.first() else {
+    mut f: impl FnMut(Option<(&str, Dialect)>),
+) -> Result<()> {
+    let Some(first) = args.first() else {
         return exec_err!("a query text argument is required");
     };
-    let dialects = arrays.get(1);
-    (0..queries.len())
-        .map(|i| {
-            if queries.is_null(i) {
-                return Ok(None);
-            }
-            let name = dialects.and_then(|d| (!d.is_null(i)).then(|| d.value(i)));
-            let dialect = dialect_named(name, default)?;
-            Ok(Some(f(queries.value(i), dialect)))
-        })
-        .collect()
+    let queries = Texts::of(first, rows)?;
+    let dialects = args.get(1).map(|d| Texts::of(d, rows)).transpose()?;
+    for i in 0..rows {
+        let Some(query) = queries.get(i) else {
+            f(None);
+            continue;
+        };
+        let dialect = match &dialects {
+            None => default,
+            Some(d) => dialect_named(d.get(i), default)?,
+        };
+        f(Some((query, dialect)));
+    }
+    Ok(())
+}
+
+thread_local! {
+    /// Each thread's fingerprints by statement shape: DataFusion calls a
+    /// function once per batch, on the runtime's worker threads.
+    static FINGERPRINTS: std::cell::RefCell<FingerprintCache> =
+        std::cell::RefCell::new(FingerprintCache::new());
+}
+
+/// Runs `f` with this thread's fingerprint cache.
+fn with_fingerprints<T>(f: impl FnOnce(&mut FingerprintCache) -> T) -> T {
+    FINGERPRINTS.with(|c| f(&mut c.borrow_mut()))
 }
 
 /// One value when every argument is a scalar, an array otherwise.
