@@ -41,9 +41,12 @@ l AS (
 ),
 p AS (
     SELECT
-        count(*) FILTER (WHERE role = 'postmaster') AS servers,
-        string_agg(CAST(pid AS VARCHAR), ', ' ORDER BY pid) FILTER (WHERE role = 'postmaster') AS server_pids,
-        count(DISTINCT pid) FILTER (WHERE role = 'backend') AS backends,
+        -- The server: PostgreSQL's postmaster, or mysqld/mariadbd.
+        count(*) FILTER (WHERE role IN ('postmaster', 'mysqld')) AS servers,
+        string_agg(CAST(pid AS VARCHAR), ', ' ORDER BY pid)
+            FILTER (WHERE role IN ('postmaster', 'mysqld')) AS server_pids,
+        -- Client sessions: backends (PostgreSQL), connection threads (MySQL).
+        count(DISTINCT tid) FILTER (WHERE role IN ('backend', 'connection')) AS backends,
         count(DISTINCT pid) AS processes
     FROM processes
 ),
@@ -53,7 +56,7 @@ items(n, item, value) AS (
         CAST(round((CAST(ended AS BIGINT) - CAST(started AS BIGINT)) / 1e9, 3) AS VARCHAR) || ' s'
         || ' in ' || CAST(segments AS VARCHAR) || ' segment(s)' FROM stats
     UNION ALL SELECT 3, 'servers', CAST(servers AS VARCHAR) || coalesce(' (pid ' || server_pids || ')', '') FROM p
-    UNION ALL SELECT 4, 'processes', CAST(processes AS VARCHAR) || ' traced, ' || CAST(backends AS VARCHAR) || ' backends' FROM p
+    UNION ALL SELECT 4, 'processes', CAST(processes AS VARCHAR) || ' traced, ' || CAST(backends AS VARCHAR) || ' client sessions (backends or connections)' FROM p
     UNION ALL SELECT 5, 'sessions', CAST(sessions AS VARCHAR) || ' with statements' FROM q
     UNION ALL SELECT 6, 'statements',
         CAST(statements AS VARCHAR) || ' (' || CAST(fingerprints AS VARCHAR) || ' fingerprints), '
