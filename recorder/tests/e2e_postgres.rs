@@ -186,6 +186,67 @@ fn light_strategy_gives_the_same_statements() {
     pgbench_select_only("prepared", "unknown", &["--strategy", "queries=light"]);
 }
 
+/// The wire strategy keeps its place in the message stream through COPY
+/// data (100 000 rows), pipelined Executes and a text spanning recv calls.
+#[test]
+fn wire_strategy_follows_copy_pipelines_and_long_texts() {
+    let Some(bindir) = preflight("wire_strategy_follows_copy_pipelines_and_long_texts") else {
+        return;
+    };
+    let _serial = serial();
+    let pg = PgCluster::start(&bindir);
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = tmp.path().join("trace");
+    let rec = Recording::start(pg.postmaster_pid(), &trace, &[]);
+    pg.pgbench(&["-i", "-q", "-s", "1"]);
+    let script = tmp.path().join("pipeline.sql");
+    std::fs::write(
+        &script,
+        "\\startpipeline\nSELECT 1 AS p1;\nSELECT 2 AS p2;\nSELECT 3 AS p3;\n\\endpipeline\n",
+    )
+    .unwrap();
+    let script = script.display().to_string();
+    pg.pgbench(&["-n", "-f", &script, "-t", "10", "-c", "1", "-M", "extended"]);
+    let long = format!("SELECT length('{}') AS long_one", "x".repeat(20_000));
+    pg.psql(&long);
+    pg.psql("SELECT 99 AS after_all");
+    let t = rec.stop();
+
+    let qs = queries(&t);
+    let count = |text: &str| {
+        qs.iter()
+            .filter(|q| q.text.trim_end_matches(';') == text)
+            .count()
+    };
+    assert_eq!(
+        count("copy pgbench_accounts from stdin with (freeze on)"),
+        1
+    );
+    // pgbench -i's statements after its COPY were seen: in step again.
+    assert_eq!(count("vacuum analyze pgbench_accounts"), 1, "{qs:#?}");
+    assert_eq!(
+        count("alter table pgbench_accounts add primary key (aid)"),
+        1
+    );
+    for p in ["SELECT 1 AS p1", "SELECT 2 AS p2", "SELECT 3 AS p3"] {
+        assert_eq!(count(p), 10, "pipelined {p}");
+    }
+    let cut: Vec<&Q> = qs
+        .iter()
+        .filter(|q| q.text.contains("long_one") || q.truncated)
+        .collect();
+    assert_eq!(cut.len(), 1, "{cut:#?}");
+    assert!(cut[0].truncated);
+    assert_eq!(
+        cut[0].text,
+        long[..4096],
+        "the first 4096 bytes, across recv calls"
+    );
+    assert_eq!(count("SELECT 99 AS after_all"), 1);
+    assert!(qs.iter().all(|q| q.status == "ok"), "{qs:#?}");
+    assert_eq!(t.manifest.events["queries"].dropped, 0);
+}
+
 /// The USDT strategy (the wire strategy's fallback), forced.
 #[test]
 fn usdt_strategy_gives_the_same_statements() {
