@@ -6,16 +6,24 @@
 --   dbflight sql TRACE -f queries/bytes_per_statement.sql
 --
 -- calls counts every statement of the fingerprint, with or without bytes.
-WITH per_statement AS (
+-- Net rows are summed per statement first (integer keys), then joined.
+WITH net_per_statement AS (
     SELECT
-        q.pid,
-        q.query_seq,
+        pid,
+        query_seq,
+        sum(bytes) FILTER (WHERE direction = 'recv') AS recv,
+        sum(bytes) FILTER (WHERE direction = 'send') AS sent
+    FROM net
+    WHERE query_seq IS NOT NULL
+    GROUP BY pid, query_seq
+),
+per_statement AS (
+    SELECT
         fingerprint(q.query) AS fingerprint,
-        coalesce(sum(n.bytes) FILTER (WHERE n.direction = 'recv'), 0) AS recv,
-        coalesce(sum(n.bytes) FILTER (WHERE n.direction = 'send'), 0) AS sent
+        coalesce(n.recv, 0) AS recv,
+        coalesce(n.sent, 0) AS sent
     FROM queries q
-    LEFT JOIN net n ON n.pid = q.pid AND n.query_seq = q.query_seq
-    GROUP BY q.pid, q.query_seq, q.query
+    LEFT JOIN net_per_statement n ON n.pid = q.pid AND n.query_seq = q.query_seq
 )
 SELECT
     fingerprint,

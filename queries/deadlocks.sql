@@ -29,6 +29,12 @@ waiting AS (
     FROM found f
     LEFT JOIN lock_rows w ON w.pid = f.pid AND w.t = f.wait_t AND w.event = 'wait_start'
 ),
+waiting_types AS (
+    SELECT DISTINCT CAST(l.lock_type AS VARCHAR) AS lock_type
+    FROM locks l
+    JOIN found f ON l.pid = f.pid AND CAST(l.ts AS BIGINT) = f.wait_t
+    WHERE CAST(l.event AS VARCHAR) = 'wait_start'
+),
 -- Locks on the objects waited for, held until their session's first
 -- release of them or release_all after (windows per pid, not a range join).
 holds AS (
@@ -38,20 +44,42 @@ holds AS (
         SELECT
             pid, mode, object, t AS acquired_t, event, result,
             min(CASE WHEN event = 'release' THEN t END) OVER (
-                PARTITION BY pid, object, mode ORDER BY t
-                RANGE BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING
+                PARTITION BY pid, object, mode ORDER BY t DESC
+                RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
             ) AS release_t,
             release_all_t
         FROM (
             SELECT
                 *,
                 min(CASE WHEN event = 'release_all' THEN t END) OVER (
-                    PARTITION BY pid ORDER BY t
-                    RANGE BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING
+                    PARTITION BY pid ORDER BY t DESC
+                    RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
                 ) AS release_all_t
-            FROM lock_rows
-        )
-        WHERE object IN (SELECT object FROM waiting)
+            -- Only the rows these windows need: release_all, and rows on
+            -- the objects waited for (of the waited lock types first, so that
+            -- lock_object() names few rows); none without a deadlock.
+            FROM (
+                SELECT * FROM lock_rows
+                WHERE event = 'release_all' AND EXISTS (SELECT 1 FROM waiting)
+                UNION ALL
+                SELECT * FROM (
+                    SELECT
+                        l.ts,
+                        CAST(l.ts AS BIGINT) AS t,
+                        l.pid,
+                        l.query_seq,
+                        CAST(l.event AS VARCHAR) AS event,
+                        CAST(l.mode AS VARCHAR) AS mode,
+                        lock_object(l.lock_type, l.database_oid, l.relation_oid, l.field3, l.field4) AS object,
+                        CAST(l.result AS VARCHAR) AS result
+                    FROM locks l
+                    JOIN waiting_types w ON w.lock_type = CAST(l.lock_type AS VARCHAR)
+                    WHERE CAST(l.event AS VARCHAR) <> 'release_all'
+                ) AS r
+                WHERE r.object IN (SELECT wo.object FROM waiting wo)
+            ) AS needed
+        ) AS windowed
+        WHERE windowed.object IN (SELECT wo.object FROM waiting wo)
     )
     WHERE event = 'acquire' AND result IS DISTINCT FROM 'not_available'
 ),

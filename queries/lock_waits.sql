@@ -26,6 +26,44 @@ WITH lock_rows AS (
         wait_ns
     FROM locks
 ),
+-- The objects waited for, and the only rows the waits below need: the
+-- waits themselves, every release_all and deadlock report, and the rows on
+-- those objects (of their lock types first, so that lock_object() names a
+-- small part of a big trace's rows).
+waited AS (
+    SELECT DISTINCT object FROM lock_rows WHERE event IN ('wait_start', 'wait_end')
+),
+waited_types AS (
+    SELECT DISTINCT CAST(lock_type AS VARCHAR) AS lock_type
+    FROM locks
+    WHERE CAST(event AS VARCHAR) IN ('wait_start', 'wait_end')
+),
+relevant AS (
+    SELECT *
+    FROM lock_rows
+    WHERE event IN ('wait_start', 'wait_end', 'release_all', 'deadlock')
+    UNION ALL
+    SELECT *
+    FROM (
+        -- lock_rows of the waited lock types only (two rows name one
+        -- object only if their lock types are equal).
+        SELECT
+            CAST(l.ts AS BIGINT) AS t,
+            l.pid,
+            l.tid,
+            l.query_seq,
+            CAST(l.event AS VARCHAR) AS event,
+            CAST(l.lock_type AS VARCHAR) AS lock_type,
+            CAST(l.mode AS VARCHAR) AS mode,
+            lock_object(l.lock_type, l.database_oid, l.relation_oid, l.field3, l.field4) AS object,
+            CAST(l.result AS VARCHAR) AS result,
+            l.wait_ns
+        FROM locks l
+        JOIN waited_types w ON w.lock_type = CAST(l.lock_type AS VARCHAR)
+        WHERE CAST(l.event AS VARCHAR) NOT IN ('wait_start', 'wait_end', 'release_all', 'deadlock')
+    ) AS r
+    WHERE r.object IN (SELECT wo.object FROM waited wo)
+),
 -- Each row with its session's next release_all and deadlock report at or
 -- after it (windows per pid: a sort, not a join of every row with every other).
 ahead AS (
@@ -33,8 +71,10 @@ ahead AS (
         *,
         min(CASE WHEN event = 'release_all' THEN t END) OVER following AS release_all_t,
         min(CASE WHEN event = 'deadlock' THEN t END) OVER following AS deadlock_t
-    FROM lock_rows
-    WINDOW following AS (PARTITION BY pid ORDER BY t RANGE BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING)
+    FROM relevant
+    -- (t DESC from the start up to the current row's peers: the rows at or
+    -- after it, as a running frame that is computed in one pass.)
+    WINDOW following AS (PARTITION BY pid ORDER BY t DESC RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 ),
 trace_end AS (
     SELECT greatest(
@@ -82,8 +122,8 @@ holds AS (
         SELECT
             pid, query_seq, mode, object, t AS acquired_t, release_all_t, event, result,
             min(CASE WHEN event = 'release' THEN t END) OVER (
-                PARTITION BY pid, object, mode ORDER BY t
-                RANGE BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING
+                PARTITION BY pid, object, mode ORDER BY t DESC
+                RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
             ) AS release_t
         FROM ahead
         WHERE object IN (SELECT object FROM waits)

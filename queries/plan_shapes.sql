@@ -20,7 +20,17 @@ shapes AS (
     SELECT
         t.pid,
         t.query_seq,
-        string_agg(repeat('  ', t.depth) || CAST(n.node_type AS VARCHAR), chr(10) ORDER BY t.node_id) AS plan
+        -- The lines in node_id order: each starts with its node_id padded
+        -- to 11 digits, so that sorting the lines sorts by node_id, and the
+        -- padding is cut off after (string_agg(... ORDER BY) is far slower
+        -- over millions of statements).
+        regexp_replace(
+            array_to_string(array_sort(array_agg(
+                lpad(CAST(t.node_id AS VARCHAR), 11, '0') || repeat('  ', t.depth)
+                || CAST(n.node_type AS VARCHAR)
+            )), chr(10)),
+            '(?m)^[0-9]{11}', '', 'g'
+        ) AS plan
     FROM tree t
     JOIN plan_nodes n ON n.pid = t.pid AND n.query_seq = t.query_seq AND n.node_id = t.node_id
     GROUP BY t.pid, t.query_seq
@@ -30,20 +40,28 @@ planned AS (
     FROM queries q
     JOIN shapes s ON s.pid = q.pid AND s.query_seq = q.query_seq
 ),
-top AS (
-    SELECT fingerprint, sum(duration_ns) AS total_ns,
-           row_number() OVER (ORDER BY sum(duration_ns) DESC NULLS LAST, fingerprint) AS rank
+-- One pass over the statements: per fingerprint and plan, then the
+-- fingerprints ranked by their total over all their plans.
+per_plan AS (
+    SELECT fingerprint, plan, count(*) AS calls, avg(duration_ns) AS mean_ns,
+           sum(duration_ns) AS total_ns
     FROM planned
-    GROUP BY fingerprint
+    GROUP BY fingerprint, plan
+),
+ranked AS (
+    SELECT *, sum(total_ns) OVER (PARTITION BY fingerprint) AS fingerprint_ns
+    FROM per_plan
+),
+top AS (
+    SELECT *, dense_rank() OVER (ORDER BY fingerprint_ns DESC NULLS LAST, fingerprint) AS rank
+    FROM ranked
 )
 SELECT
-    t.rank,
-    p.fingerprint,
-    count(*) AS calls,
-    round(avg(p.duration_ns) / 1e6, 3) AS mean_ms,
-    p.plan
-FROM planned p
-JOIN top t ON t.fingerprint = p.fingerprint
-WHERE t.rank <= 10
-GROUP BY t.rank, p.fingerprint, p.plan
-ORDER BY t.rank, calls DESC, p.plan;
+    rank,
+    fingerprint,
+    calls,
+    round(mean_ns / 1e6, 3) AS mean_ms,
+    plan
+FROM top
+WHERE rank <= 10
+ORDER BY rank, calls DESC, plan;
