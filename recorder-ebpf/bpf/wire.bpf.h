@@ -44,11 +44,9 @@ static __always_inline __u64 wire_user_buffer(void)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
-	unsigned long nr = 0, si = 0;
+	/* A BTF pointer: plain loads, no helper call. */
+	unsigned long nr = regs->orig_ax, si = regs->si;
 	__u64 base = 0;
-
-	bpf_probe_read_kernel(&nr, sizeof(nr), &regs->orig_ax);
-	bpf_probe_read_kernel(&si, sizeof(si), &regs->si);
 	switch (nr) {
 	case 0:  /* read */
 	case 1:  /* write */
@@ -177,18 +175,17 @@ int BPF_PROG(dbf_wire_recv, struct sock *sk, int ret, int flags)
 	struct wire_state fresh = { .phase = WIRE_TYPED };
 	struct wire_state *st;
 	struct wire_event *ev;
-	__u8 *traced;
 	__u64 buf;
 	__u32 off = 0, len;
 
-	/* Most calls are not a traced backend's: cheapest tests first. */
+	/* Most calls are not a traced backend's: cheapest tests first. Only
+	 * traced threads have a state, so one lookup answers both. */
 	if (ret <= 0 || (flags & MSG_PEEK))
-		return 0;
-	traced = traced_state(pid_tgid >> 32);
-	if (!traced)
 		return 0;
 	st = bpf_map_lookup_elem(&wire_states, &tid);
 	if (!st) {
+		if (!traced_state(pid_tgid >> 32))
+			return 0;
 		/* A connection that predates the recording. Its backend is most
 		 * likely idle between messages, so take this call as starting one;
 		 * if it does not look like one, wait for ReadyForQuery. */
@@ -302,7 +299,7 @@ int BPF_PROG(dbf_wire_recv, struct sock *sk, int ret, int flags)
 		if (!copy)
 			continue;
 		if (type == 'Q' || type == 'E')
-			send_title_once(traced, pid_tgid);
+			send_title_once(&st->titled, pid_tgid);
 		ev = wire_event_start(WIRE_MSG, pid_tgid);
 		if (!ev)
 			continue;
@@ -331,7 +328,8 @@ int BPF_PROG(dbf_wire_send, struct sock *sk, int ret, int flags)
 	__u8 tail[8] = {};
 	__u64 buf;
 
-	if (ret <= 0 || !traced_state(pid_tgid >> 32))
+	/* Only traced threads have a state. */
+	if (ret <= 0)
 		return 0;
 	st = bpf_map_lookup_elem(&wire_states, &tid);
 	if (!st || st->phase == WIRE_OFF)

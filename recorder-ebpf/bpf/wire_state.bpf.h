@@ -27,6 +27,7 @@ struct wire_state {
 	__u32 want;    /* of those, bytes still to copy to userspace */
 	__u8 phase;
 	__u8 hdr_have; /* bytes of a header split across recv calls */
+	__u8 titled;   /* PID_TITLED once the process title was sent */
 	__u8 hdr[8];   /* 5 used; 8 so that an index & 7 is in bounds */
 };
 
