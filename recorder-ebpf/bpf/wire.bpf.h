@@ -46,7 +46,6 @@ static __always_inline __u64 wire_user_buffer(void)
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
 	/* A BTF pointer: plain loads, no helper call. */
 	unsigned long nr = regs->orig_ax, si = regs->si;
-	__u64 base = 0;
 	switch (nr) {
 	case 0:  /* read */
 	case 1:  /* write */
@@ -66,8 +65,7 @@ static __always_inline __u64 wire_user_buffer(void)
 			return 0;
 		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)iov_ptr))
 			return 0;
-		base = iov.base;
-		return base;
+		return iov.base;
 	}
 	}
 	return 0;
@@ -85,7 +83,6 @@ static __always_inline struct wire_event *wire_event_start(__u16 what, __u64 pid
 	ev->body_len = 0;
 	ev->data_len = 0;
 	ev->msg_type = 0;
-	ev->status = 0;
 	return ev;
 }
 

@@ -124,8 +124,7 @@ pub struct WireHead {
     pub body_len: u32,
     pub data_len: u32,
     pub msg_type: u8,
-    pub status: u8,
-    pub pad: [u8; 6],
+    pub pad: [u8; 7],
 }
 pub const WIRE_DATA_OFFSET: usize = 40;
 const _: () = assert!(size_of::<WireHead>() == WIRE_DATA_OFFSET);
@@ -316,7 +315,6 @@ pub enum Event {
         /// `WIRE_*`
         what: u16,
         msg_type: u8,
-        status: u8,
         body_len: u32,
         data: Vec<u8>,
     },
@@ -517,7 +515,6 @@ pub fn decode(buf: &[u8]) -> Option<Event> {
                 tid,
                 what: h.flags,
                 msg_type: w.msg_type,
-                status: w.status,
                 body_len: w.body_len,
                 data: buf[WIRE_DATA_OFFSET..end].to_vec(),
             }

@@ -174,7 +174,6 @@ impl Sink {
                 msg_type,
                 body_len,
                 data,
-                ..
             } => {
                 for action in self.wire.feed(pid, ts, what, msg_type, body_len, &data) {
                     self.wire_action(pid, tid, action);

@@ -67,11 +67,7 @@ pub fn write(out: &mut impl Write, report: &Report, locks: Option<&LockPicture>)
             "<div class=\"src\">dbflight sql TRACE -f queries/{}.sql</div>",
             section.def.id
         )?;
-        let cycles = if section.def.id == "deadlocks" {
-            report.cycles()
-        } else {
-            Vec::new()
-        };
+        let cycles = report.cycles_for(section);
         if section.is_empty() && cycles.is_empty() {
             writeln!(out, "<p class=\"empty\">{}</p>", escape(section.def.empty))?;
         } else if !section.is_empty() {

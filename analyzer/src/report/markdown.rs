@@ -23,11 +23,7 @@ pub fn write(out: &mut impl Write, report: &Report) -> Result<()> {
             "<sub>`dbflight sql TRACE -f queries/{}.sql`</sub>\n",
             section.def.id
         )?;
-        let cycles = if section.def.id == "deadlocks" {
-            report.cycles()
-        } else {
-            Vec::new()
-        };
+        let cycles = report.cycles_for(section);
         if !cycles.is_empty() {
             if section.is_empty() {
                 writeln!(out, "{CYCLES_UNREPORTED}\n")?;

@@ -270,8 +270,12 @@ fn recording(trace: &TraceFiles) -> Vec<(String, String)> {
 }
 
 impl Report {
-    /// The deadlock cycles of the wait-for graph, one line each.
-    pub fn cycles(&self) -> Vec<String> {
+    /// The deadlock cycles of the wait-for graph to show under `section`,
+    /// one line each: the deadlocks section's, none elsewhere.
+    pub fn cycles_for(&self, section: &Section) -> Vec<String> {
+        if section.def.id != "deadlocks" {
+            return Vec::new();
+        }
         self.lock_graph
             .cycles
             .iter()

@@ -24,11 +24,7 @@ pub fn write(out: &mut impl Write, report: &Report) -> Result<()> {
         let heading = format!("{} (queries/{}.sql)", section.def.title, section.def.id);
         writeln!(out, "{heading}")?;
         writeln!(out, "{}", "=".repeat(heading.chars().count()))?;
-        let cycles = if section.def.id == "deadlocks" {
-            report.cycles()
-        } else {
-            Vec::new()
-        };
+        let cycles = report.cycles_for(section);
         if !cycles.is_empty() {
             if section.is_empty() {
                 writeln!(out, "{CYCLES_UNREPORTED}")?;

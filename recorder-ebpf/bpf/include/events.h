@@ -173,8 +173,7 @@ struct wire_event {
 	__u32 body_len;
 	__u32 data_len;
 	__u8 msg_type;
-	__u8 status;
-	__u8 pad[6];
+	__u8 pad[7];
 	char data[QUERY_TEXT_CAP];
 };
 struct proc_event {
