@@ -691,6 +691,31 @@ def render(layouts, checks):
     out.append("// type names: LockTagTypeNames[] in src/backend/utils/adt/lockfuncs.c.")
     out.append("")
     out.append("use super::{ListLayout, LockTagOffsets, PgLayout, PlanOffsets};")
+    # By C name, for layouts read from a binary's DWARF (pg_layout::dwarf).
+    out.append("")
+    out.append("/// Plan node type (NodeTag `T_` + this) -> EXPLAIN (FORMAT JSON) name.")
+    out.append("pub static EXPLAIN_NAMES: &[(&str, &str)] = &[")
+    for t, name in sorted(EXPLAIN_NAMES.items()):
+        out.append(f"    ({rust_str(t)}, {rust_str(name)}),")
+    out.append("];")
+    out.append("")
+    out.append("/// LockTagType enumerator -> pg_locks.locktype.")
+    out.append("pub static LOCKTAG_NAMES: &[(&str, &str)] = &[")
+    for e, name in LOCKTAG_NAMES.items():
+        out.append(f"    ({rust_str(e)}, {rust_str(name)}),")
+    out.append("];")
+    out.append("")
+    out.append("/// (plan node type, field): child plans held in a `List *` field.")
+    out.append("pub static LIST_CHILD_FIELDS: &[(&str, &str)] = &[")
+    for t, f in LIST_CHILDREN:
+        out.append(f"    ({rust_str(t)}, {rust_str(f)}),")
+    out.append("];")
+    out.append("")
+    out.append("/// (plan node type, field): one more child plan pointer.")
+    out.append("pub static EXTRA_CHILD_FIELDS: &[(&str, &str)] = &[")
+    for t, f in EXTRA_CHILD:
+        out.append(f"    ({rust_str(t)}, {rust_str(f)}),")
+    out.append("];")
     for lay in layouts:
         m = lay["major"]
         out.append("")

@@ -31,6 +31,16 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub binary: Option<PathBuf>,
 
+    /// Where separate debug files are looked for by build id (DIR/.build-id/xx/yyyy.debug,
+    /// as -dbgsym packages install them); repeatable. DWARF, found there or in the binary,
+    /// gives the plan node and lock tag layouts instead of the built-in tables.
+    #[arg(
+        long = "debug-dir",
+        value_name = "DIR",
+        default_value = "/usr/lib/debug"
+    )]
+    pub debug_dirs: Vec<PathBuf>,
+
     /// MySQL/MariaDB server to trace: `auto` (the one mysqld/mariadbd running) or its PID.
     /// Records queries, net and sched (plans, locks and lwlocks are PostgreSQL's).
     #[arg(long, value_name = "auto|PID")]

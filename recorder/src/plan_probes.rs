@@ -4,6 +4,8 @@
 //! the server's major ([`crate::pg_layout`]); BPF only needs to know where
 //! list-valued children live, which [`bpf_layout`] tells it.
 
+use std::path::{Path, PathBuf};
+
 use anyhow::{Result, anyhow};
 
 use crate::elf::ElfInfo;
@@ -11,21 +13,41 @@ use crate::events::{
     LIST_ARRAY, LIST_LINKED, PLAN_EXTRA_CHILD_TYPES, PLAN_LIST_CHILD_TYPES, PROTO_UNKNOWN,
     PlanLayout, ROLE_PLAN_NODE,
 };
-use crate::pg_layout::{ListLayout, PgLayout};
+use crate::pg_layout::{ListLayout, PgLayout, dwarf};
 use crate::probe_plan::{ProbePlan, first_strategy, probe_spec, reg_arg, uprobe_at};
 
 pub const STRATEGIES: [&str; 1] = ["uprobe"];
 
-/// The layout for the server's major, or an error that says what to do.
-pub fn layout_for(pg_major: Option<u32>) -> Result<&'static PgLayout> {
+/// The layout of the server's structs and where it came from (for the
+/// manifest): its DWARF when `binary` has some or a debug file for it is
+/// under `debug_dirs`, else the built-in table of its major, else an error
+/// that says what to do.
+pub fn layout_for(
+    binary: &Path,
+    debug_dirs: &[PathBuf],
+    pg_major: Option<u32>,
+    pg_version: Option<&str>,
+) -> Result<(&'static PgLayout, String)> {
+    let mut dwarf_refused = String::new();
+    if let Some(file) = dwarf::find_debug_file(binary, debug_dirs) {
+        match dwarf::layout_from_file(&file, pg_major.unwrap_or(0), pg_version.unwrap_or("?")) {
+            Ok(l) => return Ok((l, format!("layout from DWARF in {}", file.display()))),
+            Err(e) => {
+                log::warn!("{e}");
+                dwarf_refused = format!(" (DWARF refused: {e})");
+            }
+        }
+    }
     match pg_major {
-        Some(m) => crate::pg_layout::for_major(m).ok_or_else(|| {
-            anyhow!(
-                "--events plans: the plan node layout of PostgreSQL {m} is not known (this dbflight-record knows 12 to 17), so node names would be wrong; record without plans (e.g. --events queries,locks,net,sched)"
-            )
-        }),
+        Some(m) => crate::pg_layout::for_major(m)
+            .map(|l| (l, format!("layout from the built-in table for PostgreSQL {m}{dwarf_refused}")))
+            .ok_or_else(|| {
+                anyhow!(
+                    "--events plans: the plan node layout of PostgreSQL {m} is not known (this dbflight-record knows 12 to 17, and the binary has no DWARF: install its debug symbols, e.g. the -dbgsym package, or pass --debug-dir), so node names would be wrong; record without plans (e.g. --events queries,locks,net,sched)"
+                )
+            }),
         None => Err(anyhow!(
-            "--events plans: the server's PostgreSQL version is unknown, so its plan node layout is too; record without plans (e.g. --events queries,locks,net,sched)"
+            "--events plans: the server's PostgreSQL version is unknown, so its plan node layout is too (and the binary has no DWARF); record without plans (e.g. --events queries,locks,net,sched)"
         )),
     }
 }
@@ -96,9 +118,15 @@ mod tests {
 
     #[test]
     fn plan_probe_and_layout_for_pg15() {
-        assert!(layout_for(Some(11)).is_err());
-        assert!(layout_for(None).is_err());
-        let layout = layout_for(Some(15)).unwrap();
+        // A binary without DWARF: the built-in table or nothing.
+        let tmp = tempfile::tempdir().unwrap();
+        let bin = tmp.path().join("postgres");
+        std::fs::write(&bin, b"not an ELF file").unwrap();
+        let e = layout_for(&bin, &[], Some(11), Some("11.22")).unwrap_err();
+        assert!(e.to_string().contains("debug symbols"), "{e}");
+        assert!(layout_for(&bin, &[], None, None).is_err());
+        let (layout, how) = layout_for(&bin, &[], Some(15), Some("15.18")).unwrap();
+        assert_eq!(how, "layout from the built-in table for PostgreSQL 15");
         let b = bpf_layout(layout);
         assert_eq!(b.list_kind, LIST_ARRAY);
         assert!(b.nlist >= 4, "Append, MergeAppend, BitmapAnd, BitmapOr");

@@ -221,21 +221,33 @@ fn plan_postgres(args: &Args, pg_spec: &str, kinds: EventKinds) -> Result<Plan> 
     let pg_major = target.version.as_deref().and_then(target::major);
     let forced = |k| args.forced_strategy(k);
     let layout = if kinds.plans || kinds.locks {
-        Some(plan_probes::layout_for(pg_major).map_err(|e| {
-            if kinds.plans {
-                e
-            } else {
-                anyhow::anyhow!(
-                    "{}",
-                    e.to_string()
-                        .replace("--events plans", "--events locks")
-                        .replace("plan node layout", "lock tag layout")
-                        .replace("record without plans", "record without locks")
-                )
-            }
-        })?)
+        Some(
+            plan_probes::layout_for(
+                &binary,
+                &args.debug_dirs,
+                pg_major,
+                target.version.as_deref(),
+            )
+            .map_err(|e| {
+                if kinds.plans {
+                    e
+                } else {
+                    anyhow::anyhow!(
+                        "{}",
+                        e.to_string()
+                            .replace("--events plans", "--events locks")
+                            .replace("plan node layout", "lock tag layout")
+                            .replace("record without plans", "record without locks")
+                    )
+                }
+            })?,
+        )
     } else {
         None
+    };
+    let (layout, layout_how) = match layout {
+        Some((l, how)) => (Some(l), how),
+        None => (None, String::new()),
     };
     let uprobes: Vec<(&str, &str, ProbePlan)> = [
         (kinds.queries, "queries", "dbf_statement"),
@@ -248,8 +260,8 @@ fn plan_postgres(args: &Args, pg_spec: &str, kinds: EventKinds) -> Result<Plan> 
     .map(|(_, kind, program)| {
         let p = match kind {
             "queries" => statement_probes::plan(&elf, load_base, pg_major, forced(kind))?,
-            "plans" => plan_probes::plan(&elf, forced(kind))?,
-            "locks" => lock_probes::plan(&elf, forced(kind))?,
+            "plans" => with_layout(plan_probes::plan(&elf, forced(kind))?, &layout_how),
+            "locks" => with_layout(lock_probes::plan(&elf, forced(kind))?, &layout_how),
             _ => lwlock_probes::plan(&elf, forced(kind))?,
         };
         Ok((kind, program, p))
@@ -274,6 +286,13 @@ fn plan_postgres(args: &Args, pg_spec: &str, kinds: EventKinds) -> Result<Plan> 
         mysql: false,
         label: format!("PostgreSQL {}", target.version.as_deref().unwrap_or("?")),
     })
+}
+
+/// The manifest's detail of a plan that decodes with `layout_how`'s layout.
+fn with_layout(mut p: ProbePlan, layout_how: &str) -> ProbePlan {
+    p.detail.push_str("; ");
+    p.detail.push_str(layout_how);
+    p
 }
 
 fn plan_mysql(args: &Args, spec: &str, kinds: EventKinds) -> Result<Plan> {

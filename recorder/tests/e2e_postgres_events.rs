@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
 
@@ -106,7 +107,95 @@ fn plan_nodes_of_a_join_match_explain() {
         return;
     };
     let _serial = serial();
-    let pg = PgCluster::start(&bindir);
+    let m = join_plan_matches_explain(&bindir, &[]);
+    let strategies: Vec<(&str, &str)> = m
+        .probes
+        .iter()
+        .map(|(k, p)| (k.as_str(), p.strategy.as_str()))
+        .collect();
+    for kind in [
+        ("locks", "usdt"),
+        ("net", "tp_btf"),
+        ("plans", "uprobe"),
+        ("queries", "wire"),
+        ("sched", "tp_btf"),
+    ] {
+        assert!(strategies.contains(&kind), "{kind:?} in {strategies:?}");
+    }
+    // Debian's postgres has no DWARF and no debug file is installed here.
+    for kind in ["plans", "locks"] {
+        let detail = &m.probes[kind].detail;
+        assert!(
+            detail.contains("layout from the built-in table for PostgreSQL"),
+            "{kind}: {detail}"
+        );
+    }
+    assert!(
+        !m.probes.contains_key("lwlocks"),
+        "LWLocks are off by default"
+    );
+}
+
+/// A debug file for the server binary, as a -dbgsym package installs it
+/// (DIR/.build-id/xx/yyyy.debug): DWARF of the server's own headers
+/// (postgresql-server-dev), compiled here. The recorder reads the plan and
+/// lock layouts from it instead of its table.
+#[test]
+fn plan_nodes_with_the_layout_from_a_debug_file() {
+    let Some(bindir) = preflight("plan_nodes_with_the_layout_from_a_debug_file") else {
+        return;
+    };
+    let _serial = serial();
+    let major = bindir
+        .parent()
+        .and_then(|d| d.file_name()?.to_str()?.parse::<u32>().ok())
+        .expect("bindir is /usr/lib/postgresql/NN/bin");
+    let headers = PathBuf::from(format!("/usr/include/postgresql/{major}/server"));
+    assert!(
+        headers.join("nodes/plannodes.h").is_file(),
+        "no {}: apt-get install postgresql-server-dev-all (.ci/run does)",
+        headers.display()
+    );
+    let elf = dbflight_recorder::elf::ElfInfo::from_path(&bindir.join("postgres")).unwrap();
+    let id = elf.build_id().expect("the server binary has a build id");
+    let debug_root = tempfile::tempdir().unwrap();
+    let dir = debug_root.path().join(".build-id").join(&id[..2]);
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("types.c");
+    std::fs::write(
+        &src,
+        "#include \"postgres.h\"\n#include \"nodes/plannodes.h\"\n#include \"storage/lock.h\"\n\
+         Plan v1; List v2; ListCell v3; LOCKTAG v4; NodeTag v5; LockTagType v6; Append v7;\n\
+         MergeAppend v8; BitmapAnd v9; BitmapOr v10; CustomScan v11; SubqueryScan v12;\n\
+         int main(void) { return 0; }\n",
+    )
+    .unwrap();
+    let debug = dir.join(format!("{}.debug", &id[2..]));
+    let st = Command::new("cc")
+        .args(["-g", "-w", "-I"])
+        .arg(&headers)
+        .arg(&src)
+        .arg("-o")
+        .arg(&debug)
+        .status()
+        .expect("cc");
+    assert!(st.success());
+    let dirs = debug_root.path().to_str().unwrap();
+    let m = join_plan_matches_explain(&bindir, &["--debug-dir", dirs]);
+    for kind in ["plans", "locks"] {
+        let detail = &m.probes[kind].detail;
+        assert!(
+            detail.contains(&format!("layout from DWARF in {}", debug.display())),
+            "{kind}: {detail}"
+        );
+    }
+}
+
+/// Records a two-table join and its EXPLAIN with `extra` recorder
+/// arguments; checks plan_nodes against EXPLAIN (FORMAT JSON): node types,
+/// ids, parents, costs and rows.
+fn join_plan_matches_explain(bindir: &Path, extra: &[&str]) -> Manifest {
+    let pg = PgCluster::start(bindir);
     pg.psql(
         "CREATE TABLE pa (id int PRIMARY KEY, x int); CREATE TABLE pb (id int, a_id int); \
          INSERT INTO pa SELECT g, g % 100 FROM generate_series(1, 10000) g; \
@@ -129,7 +218,7 @@ fn plan_nodes_of_a_join_match_explain() {
 
     let tmp = tempfile::tempdir().unwrap();
     let trace = tmp.path().join("trace");
-    let rec = Recording::start(pg.postmaster_pid(), &trace, &[]);
+    let rec = Recording::start(pg.postmaster_pid(), &trace, extra);
     pg.psql(q);
     pg.psql(&format!("EXPLAIN (FORMAT JSON) {q}"));
     let t = rec.stop();
@@ -171,26 +260,8 @@ fn plan_nodes_of_a_join_match_explain() {
         .count();
     assert_eq!(explained, expected.len());
     check_recorder_stats(&t);
-    let m = Manifest::read(&trace).unwrap();
-    let strategies: Vec<(&str, &str)> = m
-        .probes
-        .iter()
-        .map(|(k, p)| (k.as_str(), p.strategy.as_str()))
-        .collect();
-    for kind in [
-        ("locks", "usdt"),
-        ("net", "tp_btf"),
-        ("plans", "uprobe"),
-        ("queries", "wire"),
-        ("sched", "tp_btf"),
-    ] {
-        assert!(strategies.contains(&kind), "{kind:?} in {strategies:?}");
-    }
-    assert!(
-        !m.probes.contains_key("lwlocks"),
-        "LWLocks are off by default"
-    );
     assert!(rows(&t, Table::Lwlocks).is_empty());
+    Manifest::read(&trace).unwrap()
 }
 
 #[test]

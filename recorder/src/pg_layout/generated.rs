@@ -17,6 +17,80 @@
 
 use super::{ListLayout, LockTagOffsets, PgLayout, PlanOffsets};
 
+/// Plan node type (NodeTag `T_` + this) -> EXPLAIN (FORMAT JSON) name.
+pub static EXPLAIN_NAMES: &[(&str, &str)] = &[
+    ("Agg", "Aggregate"),
+    ("Append", "Append"),
+    ("BitmapAnd", "BitmapAnd"),
+    ("BitmapHeapScan", "Bitmap Heap Scan"),
+    ("BitmapIndexScan", "Bitmap Index Scan"),
+    ("BitmapOr", "BitmapOr"),
+    ("CteScan", "CTE Scan"),
+    ("CustomScan", "Custom Scan"),
+    ("ForeignScan", "Foreign Scan"),
+    ("FunctionScan", "Function Scan"),
+    ("Gather", "Gather"),
+    ("GatherMerge", "Gather Merge"),
+    ("Group", "Group"),
+    ("Hash", "Hash"),
+    ("HashJoin", "Hash Join"),
+    ("IncrementalSort", "Incremental Sort"),
+    ("IndexOnlyScan", "Index Only Scan"),
+    ("IndexScan", "Index Scan"),
+    ("Limit", "Limit"),
+    ("LockRows", "LockRows"),
+    ("Material", "Materialize"),
+    ("Memoize", "Memoize"),
+    ("MergeAppend", "Merge Append"),
+    ("MergeJoin", "Merge Join"),
+    ("ModifyTable", "ModifyTable"),
+    ("NamedTuplestoreScan", "Named Tuplestore Scan"),
+    ("NestLoop", "Nested Loop"),
+    ("ProjectSet", "ProjectSet"),
+    ("RecursiveUnion", "Recursive Union"),
+    ("Result", "Result"),
+    ("SampleScan", "Sample Scan"),
+    ("SeqScan", "Seq Scan"),
+    ("SetOp", "SetOp"),
+    ("Sort", "Sort"),
+    ("SubqueryScan", "Subquery Scan"),
+    ("TableFuncScan", "Table Function Scan"),
+    ("TidRangeScan", "Tid Range Scan"),
+    ("TidScan", "Tid Scan"),
+    ("Unique", "Unique"),
+    ("ValuesScan", "Values Scan"),
+    ("WindowAgg", "WindowAgg"),
+    ("WorkTableScan", "WorkTable Scan"),
+];
+
+/// LockTagType enumerator -> pg_locks.locktype.
+pub static LOCKTAG_NAMES: &[(&str, &str)] = &[
+    ("LOCKTAG_RELATION", "relation"),
+    ("LOCKTAG_RELATION_EXTEND", "extend"),
+    ("LOCKTAG_DATABASE_FROZEN_IDS", "frozenid"),
+    ("LOCKTAG_PAGE", "page"),
+    ("LOCKTAG_TUPLE", "tuple"),
+    ("LOCKTAG_TRANSACTION", "transactionid"),
+    ("LOCKTAG_VIRTUALTRANSACTION", "virtualxid"),
+    ("LOCKTAG_SPECULATIVE_TOKEN", "spectoken"),
+    ("LOCKTAG_OBJECT", "object"),
+    ("LOCKTAG_USERLOCK", "userlock"),
+    ("LOCKTAG_ADVISORY", "advisory"),
+    ("LOCKTAG_APPLY_TRANSACTION", "applytransaction"),
+];
+
+/// (plan node type, field): child plans held in a `List *` field.
+pub static LIST_CHILD_FIELDS: &[(&str, &str)] = &[
+    ("Append", "appendplans"),
+    ("MergeAppend", "mergeplans"),
+    ("BitmapAnd", "bitmapplans"),
+    ("BitmapOr", "bitmapplans"),
+    ("CustomScan", "custom_plans"),
+];
+
+/// (plan node type, field): one more child plan pointer.
+pub static EXTRA_CHILD_FIELDS: &[(&str, &str)] = &[("SubqueryScan", "subplan")];
+
 /// PostgreSQL 12 (measured on 12.22).
 pub static PG12: PgLayout = PgLayout {
     major: 12,

@@ -9,13 +9,15 @@
 //! that file for the sources and versions. Nothing here is typed by hand
 //! except the lock mode names, which are the same in every major (the script
 //! asserts it). An unknown major gives `None`: the caller must refuse to
-//! decode rather than guess.
+//! decode rather than guess. When the server's DWARF is at hand, [`dwarf`]
+//! reads the layout from it instead.
 
+pub mod dwarf;
 pub mod generated;
 
 /// Everything the recorder needs to know about one PostgreSQL major's
 /// structs to decode plan nodes and lock tags.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct PgLayout {
     /// PostgreSQL major version (12, 13, ...).
     pub major: u32,
