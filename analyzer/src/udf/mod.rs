@@ -9,11 +9,12 @@ mod fingerprint_id;
 mod lock_modes_conflict;
 mod lock_object;
 mod log2_bucket;
+mod percentile_cont;
 
 use arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use arrow::datatypes::DataType;
 use datafusion::common::{Result, exec_err};
-use datafusion::logical_expr::{ColumnarValue, DocSection, ScalarUDF};
+use datafusion::logical_expr::{AggregateUDF, ColumnarValue, DocSection, ScalarUDF};
 use datafusion::prelude::SessionContext;
 use dbflight_format::fingerprint::FingerprintCache;
 use dbflight_format::redact::Dialect;
@@ -23,6 +24,7 @@ pub use fingerprint_id::FingerprintId;
 pub use lock_modes_conflict::LockModesConflict;
 pub use lock_object::LockObject;
 pub use log2_bucket::Log2Bucket;
+pub use percentile_cont::PercentileCont;
 
 /// Where `SHOW FUNCTIONS` and generated docs file these functions.
 const DOC_SECTION: DocSection = DocSection {
@@ -39,6 +41,8 @@ pub fn register(ctx: &SessionContext, dialect: Dialect) {
     ctx.register_udf(ScalarUDF::from(Log2Bucket::new()));
     ctx.register_udf(ScalarUDF::from(LockModesConflict::new()));
     ctx.register_udf(ScalarUDF::from(LockObject::new()));
+    // Replaces DataFusion's own: the same results, faster over many groups.
+    ctx.register_udaf(AggregateUDF::from(PercentileCont::new()));
 }
 
 /// The dialect of a traced server, from the manifest's target kind.
