@@ -4,36 +4,37 @@
 -- sessions held it. `dbflight locks TRACE` draws the whole cycle.
 --
 --   dbflight sql TRACE -f queries/deadlocks.sql
-WITH lock_rows AS (
+--
+-- Everything starts from the deadlock rows, so a trace without any reads
+-- the locks table only to find none: the small side of each join comes
+-- first, and events are compared as they are stored (dictionaries).
+WITH deadlock_rows AS (
+    SELECT ts, CAST(ts AS BIGINT) AS t, pid, query_seq
+    FROM locks
+    WHERE event = 'deadlock'
+),
+wait_rows AS (
     SELECT
-        ts,
         CAST(ts AS BIGINT) AS t,
         pid,
         query_seq,
-        CAST(event AS VARCHAR) AS event,
+        lock_type,
         CAST(mode AS VARCHAR) AS mode,
-        lock_object(lock_type, database_oid, relation_oid, field3, field4) AS object,
-        CAST(result AS VARCHAR) AS result
+        lock_object(lock_type, database_oid, relation_oid, field3, field4) AS object
     FROM locks
+    WHERE event = 'wait_start'
 ),
 found AS (
     SELECT d.ts, d.t, d.pid, d.query_seq, max(w.t) AS wait_t
-    FROM lock_rows d
-    LEFT JOIN lock_rows w ON w.pid = d.pid AND w.event = 'wait_start' AND w.t <= d.t
-    WHERE d.event = 'deadlock'
+    FROM deadlock_rows d
+    LEFT JOIN wait_rows w ON w.pid = d.pid AND w.t <= d.t
     GROUP BY d.ts, d.t, d.pid, d.query_seq
 ),
 waiting AS (
     SELECT f.ts, f.t, f.pid, coalesce(f.query_seq, w.query_seq) AS query_seq,
-           w.object, w.mode
+           w.object, w.mode, w.lock_type
     FROM found f
-    LEFT JOIN lock_rows w ON w.pid = f.pid AND w.t = f.wait_t AND w.event = 'wait_start'
-),
-waiting_types AS (
-    SELECT DISTINCT CAST(l.lock_type AS VARCHAR) AS lock_type
-    FROM locks l
-    JOIN found f ON l.pid = f.pid AND CAST(l.ts AS BIGINT) = f.wait_t
-    WHERE CAST(l.event AS VARCHAR) = 'wait_start'
+    LEFT JOIN wait_rows w ON w.pid = f.pid AND w.t = f.wait_t
 ),
 -- Locks on the objects waited for, held until their session's first
 -- release of them or release_all after (windows per pid, not a range join).
@@ -55,26 +56,32 @@ holds AS (
                     PARTITION BY pid ORDER BY t DESC
                     RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
                 ) AS release_all_t
-            -- Only the rows these windows need: release_all, and rows on
-            -- the objects waited for (of the waited lock types first, so that
-            -- lock_object() names few rows); none without a deadlock.
+            -- Only the rows these windows need: release_all (none
+            -- without a deadlock), and rows on the objects waited for (of
+            -- the waited lock types first, so that lock_object() names few rows).
             FROM (
-                SELECT * FROM lock_rows
-                WHERE event = 'release_all' AND EXISTS (SELECT 1 FROM waiting)
+                SELECT
+                    CAST(l.ts AS BIGINT) AS t,
+                    l.pid,
+                    CAST(l.event AS VARCHAR) AS event,
+                    CAST(l.mode AS VARCHAR) AS mode,
+                    CAST(NULL AS VARCHAR) AS object,
+                    CAST(l.result AS VARCHAR) AS result
+                FROM (SELECT DISTINCT 1 AS any FROM waiting) AS w
+                JOIN locks l ON w.any = 1
+                WHERE l.event = 'release_all'
                 UNION ALL
                 SELECT * FROM (
                     SELECT
-                        l.ts,
                         CAST(l.ts AS BIGINT) AS t,
                         l.pid,
-                        l.query_seq,
                         CAST(l.event AS VARCHAR) AS event,
                         CAST(l.mode AS VARCHAR) AS mode,
                         lock_object(l.lock_type, l.database_oid, l.relation_oid, l.field3, l.field4) AS object,
                         CAST(l.result AS VARCHAR) AS result
-                    FROM locks l
-                    JOIN waiting_types w ON w.lock_type = CAST(l.lock_type AS VARCHAR)
-                    WHERE CAST(l.event AS VARCHAR) <> 'release_all'
+                    FROM (SELECT DISTINCT lock_type FROM waiting WHERE object IS NOT NULL) AS w
+                    JOIN locks l ON l.lock_type = w.lock_type
+                    WHERE l.event <> 'release_all'
                 ) AS r
                 WHERE r.object IN (SELECT wo.object FROM waiting wo)
             ) AS needed
@@ -92,6 +99,13 @@ holders AS (
        AND (h.released_t IS NULL OR h.released_t > w.t)
        AND lock_modes_conflict(h.mode, w.mode)
     GROUP BY w.t, w.pid
+),
+-- The statements of the waiting sessions only (a range of pids, so that
+-- a trace without deadlocks joins no statements).
+statements AS (
+    SELECT pid, query_seq, "user", query
+    FROM queries
+    WHERE pid BETWEEN (SELECT min(pid) FROM waiting) AND (SELECT max(pid) FROM waiting)
 )
 SELECT
     w.ts,
@@ -103,5 +117,5 @@ SELECT
     q.query
 FROM waiting w
 LEFT JOIN holders h ON h.t = w.t AND h.pid = w.pid
-LEFT JOIN queries q ON q.pid = w.pid AND q.query_seq = w.query_seq
+LEFT JOIN statements q ON q.pid = w.pid AND q.query_seq = w.query_seq
 ORDER BY w.ts, w.pid;

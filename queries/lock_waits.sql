@@ -12,7 +12,13 @@
 -- began, and released it (release, or release_all at the end of its
 -- transaction) after. A wait whose holder took the lock before the
 -- recording began has a NULL holder. Times in milliseconds.
-WITH lock_rows AS (
+--
+-- Only the rows the waits need are read past their event: the waits
+-- themselves, release_all and deadlock reports, and the rows on the
+-- objects waited for (of the waited lock types first, so that
+-- lock_object() names a small part of a big trace's rows). Events are
+-- compared as stored (dictionaries), and the small side of a join comes first.
+WITH wait_rows AS (
     SELECT
         CAST(ts AS BIGINT) AS t,
         pid,
@@ -22,83 +28,57 @@ WITH lock_rows AS (
         CAST(lock_type AS VARCHAR) AS lock_type,
         CAST(mode AS VARCHAR) AS mode,
         lock_object(lock_type, database_oid, relation_oid, field3, field4) AS object,
-        CAST(result AS VARCHAR) AS result,
         wait_ns
     FROM locks
-),
--- The objects waited for, and the only rows the waits below need: the
--- waits themselves, every release_all and deadlock report, and the rows on
--- those objects (of their lock types first, so that lock_object() names a
--- small part of a big trace's rows).
-waited AS (
-    SELECT DISTINCT object FROM lock_rows WHERE event IN ('wait_start', 'wait_end')
-),
-waited_types AS (
-    SELECT DISTINCT CAST(lock_type AS VARCHAR) AS lock_type
-    FROM locks
-    WHERE CAST(event AS VARCHAR) IN ('wait_start', 'wait_end')
-),
-relevant AS (
-    SELECT *
-    FROM lock_rows
-    WHERE event IN ('wait_start', 'wait_end', 'release_all', 'deadlock')
-    UNION ALL
-    SELECT *
-    FROM (
-        -- lock_rows of the waited lock types only (two rows name one
-        -- object only if their lock types are equal).
-        SELECT
-            CAST(l.ts AS BIGINT) AS t,
-            l.pid,
-            l.tid,
-            l.query_seq,
-            CAST(l.event AS VARCHAR) AS event,
-            CAST(l.lock_type AS VARCHAR) AS lock_type,
-            CAST(l.mode AS VARCHAR) AS mode,
-            lock_object(l.lock_type, l.database_oid, l.relation_oid, l.field3, l.field4) AS object,
-            CAST(l.result AS VARCHAR) AS result,
-            l.wait_ns
-        FROM locks l
-        JOIN waited_types w ON w.lock_type = CAST(l.lock_type AS VARCHAR)
-        WHERE CAST(l.event AS VARCHAR) NOT IN ('wait_start', 'wait_end', 'release_all', 'deadlock')
-    ) AS r
-    WHERE r.object IN (SELECT wo.object FROM waited wo)
-),
--- Each row with its session's next release_all and deadlock report at or
--- after it (windows per pid: a sort, not a join of every row with every other).
-ahead AS (
-    SELECT
-        *,
-        min(CASE WHEN event = 'release_all' THEN t END) OVER following AS release_all_t,
-        min(CASE WHEN event = 'deadlock' THEN t END) OVER following AS deadlock_t
-    FROM relevant
-    -- (t DESC from the start up to the current row's peers: the rows at or
-    -- after it, as a running frame that is computed in one pass.)
-    WINDOW following AS (PARTITION BY pid ORDER BY t DESC RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+    WHERE event = 'wait_start' OR event = 'wait_end'
 ),
 trace_end AS (
     SELECT greatest(
         coalesce((SELECT max(CAST(end_ts AS BIGINT)) FROM recorder_stats), 0),
-        coalesce((SELECT max(t) FROM lock_rows), 0)
+        coalesce(CAST((SELECT max(ts) FROM locks) AS BIGINT), 0)
     ) AS t
 ),
 ended AS (
     SELECT pid, tid, query_seq, lock_type, mode, object,
            t - coalesce(wait_ns, 0) AS start_t, t AS end_t, 'granted' AS outcome
-    FROM lock_rows
+    FROM wait_rows
     WHERE event = 'wait_end'
 ),
 -- wait_starts that no wait_end of the same thread covers: the session gave
 -- up (its release_all ends the wait) or was still waiting at the end.
-unended AS (
-    SELECT s.pid, s.tid, s.query_seq, s.lock_type, s.mode, s.object, s.t AS start_t,
-           s.release_all_t, s.deadlock_t
-    FROM ahead s
+starts AS (
+    SELECT s.pid, s.tid, s.query_seq, s.lock_type, s.mode, s.object, s.t
+    FROM wait_rows s
     WHERE s.event = 'wait_start'
       AND NOT EXISTS (
           SELECT 1 FROM ended e
           WHERE e.tid = s.tid AND e.start_t <= s.t AND e.end_t >= s.t
       )
+),
+-- Each with its session's next release_all and deadlock report at or after
+-- it: a running min in descending time per pid (a sort, not a range join),
+-- over those rows of the pids of these waits only.
+unended AS (
+    SELECT pid, tid, query_seq, lock_type, mode, object, t AS start_t, release_all_t, deadlock_t
+    FROM (
+        SELECT
+            *,
+            min(CASE WHEN kind = 1 THEN t END) OVER following AS release_all_t,
+            min(CASE WHEN kind = 2 THEN t END) OVER following AS deadlock_t
+        FROM (
+            SELECT pid, tid, query_seq, lock_type, mode, object, t, 0 AS kind FROM starts
+            UNION ALL
+            SELECT l.pid, NULL, NULL, NULL, NULL, NULL, CAST(l.ts AS BIGINT),
+                   CASE WHEN l.event = 'release_all' THEN 1 ELSE 2 END
+            FROM (SELECT DISTINCT pid FROM starts) AS p
+            JOIN locks l ON l.pid = p.pid
+            WHERE l.event = 'release_all' OR l.event = 'deadlock'
+        ) AS marked
+        -- (t DESC, and at one instant the reports before the waits: the
+        -- rows at or after each wait, as a running frame in one pass.)
+        WINDOW following AS (PARTITION BY pid ORDER BY t DESC, kind DESC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+    ) AS ahead
+    WHERE kind = 0
 ),
 waits AS (
     SELECT pid, tid, query_seq, lock_type, mode, object, start_t, end_t, outcome FROM ended
@@ -115,6 +95,26 @@ waits AS (
 ),
 -- Every granted lock on an object someone waited for, until the first
 -- release of it (same object and mode) or of all its session's locks.
+on_waited AS (
+    SELECT *
+    FROM (
+        SELECT
+            CAST(l.ts AS BIGINT) AS t,
+            l.pid,
+            l.query_seq,
+            CAST(l.event AS VARCHAR) AS event,
+            CAST(l.mode AS VARCHAR) AS mode,
+            lock_object(l.lock_type, l.database_oid, l.relation_oid, l.field3, l.field4) AS object,
+            CAST(l.result AS VARCHAR) AS result,
+            0 AS kind
+        -- Two rows name one object only if their lock types are equal.
+        FROM (SELECT DISTINCT lock_type FROM locks WHERE event = 'wait_start' OR event = 'wait_end') AS w
+        JOIN locks l ON l.lock_type = w.lock_type
+        -- Only acquires (the holds) and releases (their ends) count below.
+        WHERE l.event = 'acquire' OR l.event = 'release'
+    ) AS r
+    WHERE r.object IN (SELECT object FROM wait_rows)
+),
 holds AS (
     SELECT pid, query_seq, mode, object, acquired_t,
            least(release_t, release_all_t) AS released_t, event, result
@@ -122,11 +122,25 @@ holds AS (
         SELECT
             pid, query_seq, mode, object, t AS acquired_t, release_all_t, event, result,
             min(CASE WHEN event = 'release' THEN t END) OVER (
-                PARTITION BY pid, object, mode ORDER BY t DESC
-                RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+                PARTITION BY pid, object, mode ORDER BY t DESC, event = 'release' DESC
+                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
             ) AS release_t
-        FROM ahead
-        WHERE object IN (SELECT object FROM waits)
+        FROM (
+            SELECT
+                *,
+                min(CASE WHEN kind = 1 THEN t END) OVER (
+                    PARTITION BY pid ORDER BY t DESC, kind DESC
+                    ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+                ) AS release_all_t
+            FROM (
+                SELECT * FROM on_waited
+                UNION ALL
+                SELECT CAST(ts AS BIGINT), pid, NULL, NULL, NULL, NULL, NULL, 1
+                FROM locks
+                WHERE event = 'release_all'
+            ) AS marked
+        ) AS ahead
+        WHERE kind = 0
     )
     WHERE event = 'acquire' AND result IS DISTINCT FROM 'not_available'
 ),
