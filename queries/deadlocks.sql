@@ -100,22 +100,20 @@ holders AS (
        AND lock_modes_conflict(h.mode, w.mode)
     GROUP BY w.t, w.pid
 ),
--- The statements of the waiting sessions only (a range of pids, so that
--- a trace without deadlocks joins no statements).
-statements AS (
-    SELECT pid, query_seq, "user", query
-    FROM queries
-    WHERE pid BETWEEN (SELECT min(pid) FROM waiting) AND (SELECT max(pid) FROM waiting)
+-- The waits with their statements, joined while they are few.
+waiting_statements AS (
+    SELECT w.ts, w.t, w.pid, w.object, w.mode, q."user", q.query
+    FROM waiting w
+    LEFT JOIN queries q ON q.pid = w.pid AND q.query_seq = w.query_seq
 )
 SELECT
     w.ts,
     w.pid,
-    CAST(q."user" AS VARCHAR) AS "user",
+    CAST(w."user" AS VARCHAR) AS "user",
     w.object AS waiting_for,
     w.mode AS wanted_mode,
     h.held_by,
-    q.query
-FROM waiting w
+    w.query
+FROM waiting_statements w
 LEFT JOIN holders h ON h.t = w.t AND h.pid = w.pid
-LEFT JOIN statements q ON q.pid = w.pid AND q.query_seq = w.query_seq
 ORDER BY w.ts, w.pid;

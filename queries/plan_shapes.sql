@@ -69,8 +69,9 @@ tree AS (
     UNION ALL
     SELECT t.fingerprint, t.mask, t.calls, t.timed, t.total_ns,
            c.pid, c.query_seq, c.node_id, t.depth + 1
-    FROM plan_nodes c
-    JOIN tree t ON c.pid = t.pid AND c.query_seq = t.query_seq AND c.parent_node_id = t.node_id
+    FROM tree t
+    JOIN plan_nodes c ON c.pid = t.pid AND c.query_seq = t.query_seq AND c.parent_node_id = t.node_id
+    WHERE c.parent_node_id IS NOT NULL
 ),
 shapes AS (
     SELECT
