@@ -103,6 +103,20 @@ struct Found {
     enums: HashMap<String, HashMap<String, i64>>,
 }
 
+impl Found {
+    /// Keeps a definition read to its end; the first one of a name wins.
+    fn keep(&mut self, c: Collecting) {
+        match c {
+            Collecting::Aggregate(n, a) => {
+                self.aggregates.entry(n).or_insert(a);
+            }
+            Collecting::Enum(n, e) => {
+                self.enums.entry(n).or_insert(e);
+            }
+        }
+    }
+}
+
 /// Struct and union types read for a layout.
 fn wanted_aggregates() -> Vec<&'static str> {
     let mut v = vec!["Plan", "List", "ListCell", "LOCKTAG"];
@@ -219,14 +233,7 @@ fn read_unit(
             && depth <= *d
         {
             let (_, c) = current.take().expect("checked");
-            match c {
-                Collecting::Aggregate(n, a) => {
-                    found.aggregates.entry(n).or_insert(a);
-                }
-                Collecting::Enum(n, e) => {
-                    found.enums.entry(n).or_insert(e);
-                }
-            }
+            found.keep(c);
         }
         match (&mut current, entry.tag()) {
             (Some((d, Collecting::Aggregate(_, agg))), gimli::DW_TAG_member) if depth == *d + 1 => {
@@ -281,14 +288,7 @@ fn read_unit(
         }
     }
     if let Some((_, c)) = current {
-        match c {
-            Collecting::Aggregate(n, a) => {
-                found.aggregates.entry(n).or_insert(a);
-            }
-            Collecting::Enum(n, e) => {
-                found.enums.entry(n).or_insert(e);
-            }
-        }
+        found.keep(c);
     }
     Ok(())
 }
