@@ -4,11 +4,38 @@
  * cookie says which event it is and where its arguments live. Start and
  * error-report events carry the text; the others are bare headers;
  * userspace pairs them per pid. Each probe hit is a trap: the hot path
- * is two per statement, and the program does as little as it can. */
+ * is two per statement, and the program does as little as it can. With
+ * the `wire` strategy these probes are its fallback for encrypted
+ * connections (statement_gate). */
 #ifndef DBFLIGHT_STATEMENTS_BPF_H
 #define DBFLIGHT_STATEMENTS_BPF_H
 
 #include "usdt_args.bpf.h"
+#include "wire_state.bpf.h"
+
+/* Set by the recorder (index 0, nonzero) when these probes serve only the
+ * connections the `wire` strategy cannot read: attached to the whole
+ * server at the first encrypted connection, they must stay silent for the
+ * backends the wire already records. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} statement_gate SEC(".maps");
+
+/* Whether this thread's statements are the wire's, not the probes'. */
+static __always_inline int wire_has_it(__u32 tid)
+{
+	__u32 zero = 0;
+	__u32 *gate = bpf_map_lookup_elem(&statement_gate, &zero);
+	struct wire_state *ws;
+
+	if (!gate || !*gate)
+		return 0;
+	ws = bpf_map_lookup_elem(&wire_states, &tid);
+	return !ws || ws->phase != WIRE_OFF;
+}
 
 /* Scratch space for one start event: too large for the 512-byte stack. */
 struct {
@@ -106,7 +133,7 @@ int dbf_statement(struct pt_regs *ctx)
 	struct probe_spec *spec;
 	struct event_header h;
 
-	if (!state)
+	if (!state || wire_has_it((__u32)pid_tgid))
 		return 0;
 	spec = current_spec(ctx);
 	if (!spec)

@@ -314,6 +314,18 @@ impl Recorder {
         Ok(())
     }
 
+    /// With `only_encrypted`, the statement probes record only threads whose
+    /// connection the wire strategy found encrypted (it records the rest).
+    pub fn set_statement_gate(&mut self, only_encrypted: bool) -> Result<()> {
+        let map = self
+            .ebpf
+            .map_mut("statement_gate")
+            .ok_or_else(|| anyhow!("map statement_gate missing"))?;
+        let mut a: Array<&mut MapData, u32> = Array::try_from(map)?;
+        a.set(0, u32::from(only_encrypted), 0)?;
+        Ok(())
+    }
+
     /// Tells the MySQL program where a MariaDB THD keeps its session.
     pub fn set_mysql_thd_layout(
         &mut self,

@@ -1,6 +1,5 @@
 //! One recording, start to end: checks, target, BPF, threads, clean stop.
 
-use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -401,8 +400,9 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
     if let Some(thd) = mysql_thd {
         rec.set_mysql_thd_layout(thd)?;
     }
-    // Statement probes for encrypted connections, attached per backend
-    // when the wire strategy meets one: (program, plan, first cookie).
+    // Statement probes for encrypted connections, attached to the whole
+    // server when the wire strategy meets the first one: (program, plan,
+    // first cookie).
     let mut wire_fallback: Option<(&str, ProbePlan, u32)> = None;
     for (kind, program, p) in &uprobe_plans {
         if *kind == "queries" && p.strategy == "wire" {
@@ -516,21 +516,23 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
     }
     let started = Instant::now();
     let mut status = StatusLine::new(!args.quiet);
-    let mut per_backend = BackendProbes::default();
+    let mut encrypted_probes = None;
     while !signals::stop_requested() && args.duration.is_none_or(|d| started.elapsed() < d) {
         if writer.is_finished() {
             break; // the writer failed; its error is reported below
         }
         // Waits 100 ms, or less when a backend turns out encrypted.
         if let Ok(pid) = encrypted_rx.recv_timeout(Duration::from_millis(100))
+            && encrypted_probes.is_none()
             && let Some((program, plan, first)) = &wire_fallback
         {
-            per_backend.attach(&mut rec, &binary, program, plan, *first, pid);
+            encrypted_probes = Some(attach_for_encrypted(
+                &mut rec, &binary, program, plan, *first, pid,
+            ));
         }
-        per_backend.forget_exited();
         status.maybe_print(&stats, started.elapsed());
     }
-    drop(per_backend);
+    drop(encrypted_probes);
     status.clear();
     // Detach first so nothing new arrives, then drain what is left.
     rec.detach_uprobes();
@@ -563,52 +565,37 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
     Ok(())
 }
 
-/// Statement probes attached to single backends whose connection the wire
-/// strategy cannot read (SSL/GSS), dropped when the backend exits.
-#[derive(Default)]
-struct BackendProbes {
-    links: HashMap<u32, Vec<crate::uprobe::UprobeLink>>,
-    last_sweep: Option<Instant>,
-}
-
-impl BackendProbes {
-    fn attach(
-        &mut self,
-        rec: &mut Recorder,
-        binary: &Path,
-        program: &str,
-        plan: &ProbePlan,
-        first: u32,
-        pid: u32,
-    ) {
-        if self.links.contains_key(&pid) {
-            return;
+/// Attaches the statement probes to the whole server, gated to record only
+/// encrypted connections: per-backend probes came too late for short
+/// connections (pgbench -C over SSL: none of 429 statements), and one
+/// attach serves every later encrypted connection from its first message.
+/// Every backend's statements now pass the probes' traps, so the wire's
+/// lower cost is gone for this recording; the log says so.
+fn attach_for_encrypted(
+    rec: &mut Recorder,
+    binary: &Path,
+    program: &str,
+    plan: &ProbePlan,
+    first: u32,
+    pid: u32,
+) -> Vec<crate::uprobe::UprobeLink> {
+    let attached = rec
+        .set_statement_gate(true)
+        .and_then(|()| rec.link_uprobes(binary, program, plan, first, None));
+    match attached {
+        Ok(links) => {
+            log::info!(
+                "backend {pid} is on an encrypted connection: statements of encrypted connections now come from {} probes on the whole server (each statement of every backend now takes their traps)",
+                plan.strategy
+            );
+            links
         }
-        match rec.link_uprobes(binary, program, plan, first, Some(pid)) {
-            Ok(links) => {
-                log::info!(
-                    "backend {pid} is on an encrypted connection: its statements come from {} probes",
-                    plan.strategy
-                );
-                self.links.insert(pid, links);
-            }
-            // It may have exited already.
-            Err(e) => log::warn!("cannot attach statement probes to backend {pid}: {e:#}"),
+        Err(e) => {
+            log::warn!(
+                "cannot attach statement probes for encrypted connections (backend {pid} is one): {e:#}; their statements are not recorded"
+            );
+            Vec::new()
         }
-    }
-
-    /// Drops the probes of backends that exited (once a second).
-    fn forget_exited(&mut self) {
-        if self.links.is_empty()
-            || self
-                .last_sweep
-                .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
-        {
-            return;
-        }
-        self.last_sweep = Some(Instant::now());
-        self.links
-            .retain(|pid, _| Path::new(&format!("/proc/{pid}")).exists());
     }
 }
 

@@ -76,7 +76,7 @@ pub struct Sink {
     /// Executes pipelined before one Sync, waiting for the one before them
     /// to end (`wire` strategy): (tid, received, text, truncated).
     wire_queued: HashMap<u32, Vec<(u32, u64, String, bool)>>,
-    /// Told the pid of each backend whose connection turns out encrypted.
+    /// Told the pid of the first backend whose connection turns out encrypted.
     encrypted: Option<std::sync::mpsc::Sender<u32>>,
     mysql: MysqlAssembler,
     processes: Processes,
@@ -413,9 +413,8 @@ impl Sink {
         }
     }
 
-    /// Statement text as it will be written: redacted before anything else sees it.
-    /// Where to say that a backend's connection is encrypted: the recorder
-    /// then attaches statement probes to it.
+    /// Where to say that a backend's connection is encrypted (the first
+    /// time): the recorder then attaches statement probes for all of them.
     pub fn on_encrypted(&mut self, tx: std::sync::mpsc::Sender<u32>) {
         self.encrypted = Some(tx);
     }
@@ -458,7 +457,9 @@ impl Sink {
                     self.push(s);
                 }
             }
-            WireAction::Encrypted => match &self.encrypted {
+            // The first one is enough: the probes then serve every
+            // encrypted connection.
+            WireAction::Encrypted => match self.encrypted.take() {
                 Some(tx) => {
                     let _ = tx.send(pid);
                 }
@@ -470,6 +471,7 @@ impl Sink {
         }
     }
 
+    /// Statement text as it will be written: redacted before anything else sees it.
     fn statement_text(&self, bytes: &[u8], truncated: bool) -> String {
         let text = text_from_bytes(bytes, truncated);
         if self.cfg.redact_literals {

@@ -84,7 +84,7 @@ pub fn plan(
             let fallback = probes(None);
             let detail = match &fallback {
                 Ok(f) => format!(
-                    "{WIRE_DETAIL}; encrypted connections: {} ({}) attached to their backend",
+                    "{WIRE_DETAIL}; encrypted connections: {} ({}), attached to the whole server at the first one seen and silent for the connections the wire reads",
                     f.strategy, f.detail
                 ),
                 Err(e) => format!(

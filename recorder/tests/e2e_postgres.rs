@@ -254,8 +254,9 @@ fn usdt_strategy_gives_the_same_statements() {
     pgbench_select_only("prepared", "extended", &["--strategy", "queries=usdt"]);
 }
 
-/// An SSL connection is unreadable on the wire: the recorder attaches the
-/// statement probes to its backend, and plain connections stay on the wire.
+/// An SSL connection is unreadable on the wire: at the first one, the
+/// recorder attaches the statement probes to the whole server, silent for
+/// the plain connections, which stay on the wire.
 #[test]
 fn wire_strategy_hands_encrypted_connections_to_probes() {
     let Some(bindir) = preflight("wire_strategy_hands_encrypted_connections_to_probes") else {
@@ -324,6 +325,30 @@ fn wire_strategy_hands_encrypted_connections_to_probes() {
         shown.lines().any(|l| l == "t"),
         "the session used SSL: {shown}"
     );
+    // One new SSL connection per statement (pgbench -C): each statement is
+    // its connection's first, so per-backend probes would come too late.
+    let script = tmp.path().join("per-connection.sql");
+    std::fs::write(&script, "SELECT 43 AS per_connection;\n").unwrap();
+    let out = Command::new(pg.bindir.join("pgbench"))
+        .env("PGSSLMODE", "require")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &pg.port.to_string(),
+            "-U",
+            "postgres",
+        ])
+        .args(["-n", "-C", "-c", "2", "-t", "25", "-f"])
+        .arg(&script)
+        .arg("postgres")
+        .output()
+        .expect("run pgbench");
+    let shown = check(out, "pgbench -C over SSL");
+    assert!(
+        shown.contains("number of transactions actually processed: 50/50"),
+        "{shown}"
+    );
     pg.psql("SELECT 7 AS over_socket");
     let t = rec.stop();
 
@@ -340,8 +365,17 @@ fn wire_strategy_hands_encrypted_connections_to_probes() {
         .iter()
         .filter(|q| q.text == "SELECT 7 AS over_socket")
         .collect();
+    // Once: the wire's row, not the probes' too.
     assert_eq!(plain.len(), 1, "{qs:#?}");
     assert_ne!(plain[0].pid, tls[0].pid);
+    let short: Vec<&Q> = qs
+        .iter()
+        .filter(|q| q.text.starts_with("SELECT 43 AS per_connection"))
+        .collect();
+    assert_eq!(short.len(), 50, "one per SSL connection: {qs:#?}");
+    let pids: std::collections::HashSet<i32> = short.iter().map(|q| q.pid).collect();
+    assert_eq!(pids.len(), 50, "each on its own backend");
+    assert!(short.iter().all(|q| q.status == "ok"));
     let m = &t.manifest.probes["queries"];
     assert_eq!(m.strategy, "wire");
     assert!(m.detail.contains("encrypted connections: usdt"), "{m:?}");
