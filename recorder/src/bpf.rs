@@ -303,27 +303,26 @@ impl Recorder {
         Ok(())
     }
 
-    /// Tells the plan-node program where list-valued children live.
-    pub fn set_plan_layout(&mut self, layout: PlanLayout) -> Result<()> {
+    /// Sets the one value of the array map `name` (run-time configuration).
+    fn set_config<T: aya::Pod>(&mut self, name: &str, value: T) -> Result<()> {
         let map = self
             .ebpf
-            .map_mut("plan_layouts")
-            .ok_or_else(|| anyhow!("map plan_layouts missing"))?;
-        let mut a: Array<&mut MapData, PlanLayout> = Array::try_from(map)?;
-        a.set(0, layout, 0)?;
+            .map_mut(name)
+            .ok_or_else(|| anyhow!("map {name} missing"))?;
+        let mut a: Array<&mut MapData, T> = Array::try_from(map)?;
+        a.set(0, value, 0)?;
         Ok(())
+    }
+
+    /// Tells the plan-node program where list-valued children live.
+    pub fn set_plan_layout(&mut self, layout: PlanLayout) -> Result<()> {
+        self.set_config("plan_layouts", layout)
     }
 
     /// With `only_encrypted`, the statement probes record only threads whose
     /// connection the wire strategy found encrypted (it records the rest).
     pub fn set_statement_gate(&mut self, only_encrypted: bool) -> Result<()> {
-        let map = self
-            .ebpf
-            .map_mut("statement_gate")
-            .ok_or_else(|| anyhow!("map statement_gate missing"))?;
-        let mut a: Array<&mut MapData, u32> = Array::try_from(map)?;
-        a.set(0, u32::from(only_encrypted), 0)?;
-        Ok(())
+        self.set_config("statement_gate", u32::from(only_encrypted))
     }
 
     /// Tells the MySQL program where a MariaDB THD keeps its session.
@@ -331,14 +330,7 @@ impl Recorder {
         &mut self,
         layout: crate::mysql_sessions::MysqlThdLayout,
     ) -> Result<()> {
-        let map = self
-            .ebpf
-            .map_mut("mysql_thd_layouts")
-            .ok_or_else(|| anyhow!("map mysql_thd_layouts missing"))?;
-        let mut a: Array<&mut MapData, crate::mysql_sessions::MysqlThdLayout> =
-            Array::try_from(map)?;
-        a.set(0, layout, 0)?;
-        Ok(())
+        self.set_config("mysql_thd_layouts", layout)
     }
 
     /// Places every probe of `plan` on `binary`, served by BPF `program`;
