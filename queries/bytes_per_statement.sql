@@ -1,6 +1,7 @@
 -- Bytes per statement: network bytes each fingerprint received (the
 -- statements and their parameters) and sent (results), from the net rows
--- the recorder tied to a statement (same pid and query_seq), most bytes
+-- the recorder tied to a statement (same pid, thread and query_seq: a
+-- MySQL session is a thread of mysqld, numbered on its own), most bytes
 -- sent first.
 --
 --   dbflight sql TRACE -f queries/bytes_per_statement.sql
@@ -10,12 +11,13 @@
 WITH net_per_statement AS (
     SELECT
         pid,
+        tid,
         query_seq,
         sum(bytes) FILTER (WHERE direction = 'recv') AS recv,
         sum(bytes) FILTER (WHERE direction = 'send') AS sent
     FROM net
     WHERE query_seq IS NOT NULL
-    GROUP BY pid, query_seq
+    GROUP BY pid, tid, query_seq
 ),
 per_statement AS (
     SELECT
@@ -23,7 +25,8 @@ per_statement AS (
         coalesce(n.recv, 0) AS recv,
         coalesce(n.sent, 0) AS sent
     FROM queries q
-    LEFT JOIN net_per_statement n ON n.pid = q.pid AND n.query_seq = q.query_seq
+    LEFT JOIN net_per_statement n
+        ON n.pid = q.pid AND n.tid = q.tid AND n.query_seq = q.query_seq
 )
 SELECT
     fingerprint,

@@ -6,44 +6,45 @@
 --   dbflight sql TRACE -f queries/cpu_per_statement.sql
 --
 -- A sched row counts for a statement when the backend left the CPU (ts)
--- inside the statement's [ts, end_ts) on the same pid; its whole off_cpu_ns
+-- inside the statement's [ts, end_ts) on the same thread (a PostgreSQL
+-- backend's one, a MySQL session's own thread of mysqld); its whole off_cpu_ns
 -- counts, so on_cpu_ms = total_ms - off_cpu_ms. Statements without a
 -- duration are left out. Times in milliseconds.
 --
--- A backend runs one statement at a time, so each sched row belongs to the
--- last statement of its pid that started at or before it, if it left the
--- CPU before that statement ended: a running max over each pid's rows in
--- time order, not a range join.
+-- A thread runs one statement at a time, so each sched row belongs to the
+-- last statement of its thread that started at or before it, if it left
+-- the CPU before that statement ended: a running max over each thread's
+-- rows in time order, not a range join.
 WITH marks AS (
-    SELECT pid, ts, ts AS statement_ts, CAST(NULL AS BIGINT) AS off_cpu_ns,
+    SELECT pid, tid, ts, ts AS statement_ts, CAST(NULL AS BIGINT) AS off_cpu_ns,
            CAST(NULL AS VARCHAR) AS state
     FROM queries
     WHERE duration_ns IS NOT NULL
     UNION ALL
-    SELECT pid, ts, NULL, off_cpu_ns, CAST(state AS VARCHAR)
+    SELECT pid, tid, ts, NULL, off_cpu_ns, CAST(state AS VARCHAR)
     FROM sched
 ),
 attributed AS (
     SELECT
-        pid, ts, off_cpu_ns, state,
+        pid, tid, ts, off_cpu_ns, state,
         max(statement_ts) OVER (
             -- At one instant the statement comes first: [ts, end_ts) holds its start.
-            PARTITION BY pid ORDER BY ts, statement_ts NULLS LAST
+            PARTITION BY pid, tid ORDER BY ts, statement_ts NULLS LAST
             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
         ) AS statement_ts
     FROM marks
 ),
 off_cpu AS (
     SELECT
-        q.pid, q.query_seq,
+        q.pid, q.tid, q.query_seq,
         sum(a.off_cpu_ns) AS off_cpu_ns,
         sum(a.off_cpu_ns) FILTER (WHERE a.state = 'S') AS sleep_ns,
         sum(a.off_cpu_ns) FILTER (WHERE a.state = 'D') AS disk_ns,
         sum(a.off_cpu_ns) FILTER (WHERE a.state = 'R') AS preempted_ns
     FROM attributed a
-    JOIN queries q ON q.pid = a.pid AND q.ts = a.statement_ts
+    JOIN queries q ON q.pid = a.pid AND q.tid = a.tid AND q.ts = a.statement_ts
     WHERE a.off_cpu_ns IS NOT NULL AND a.ts < q.end_ts
-    GROUP BY q.pid, q.query_seq
+    GROUP BY q.pid, q.tid, q.query_seq
 ),
 per_statement AS (
     SELECT
@@ -54,7 +55,7 @@ per_statement AS (
         coalesce(o.disk_ns, 0) AS disk_ns,
         coalesce(o.preempted_ns, 0) AS preempted_ns
     FROM queries q
-    LEFT JOIN off_cpu o ON o.pid = q.pid AND o.query_seq = q.query_seq
+    LEFT JOIN off_cpu o ON o.pid = q.pid AND o.tid = q.tid AND o.query_seq = q.query_seq
     -- Without any sched row the scheduler was not traced: no result rather than 0 off-CPU.
     WHERE q.duration_ns IS NOT NULL AND (SELECT count(*) FROM sched) > 0
 )

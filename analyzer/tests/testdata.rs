@@ -734,3 +734,26 @@ fn report_on_the_mariadb_sample_counts_threads_as_sessions() {
         "user,database,n\nalice,shop,1\nalice,test,6\nbob,test,34\n"
     );
 }
+
+/// A MySQL session is a thread of mysqld with its own statement numbers:
+/// time and bytes go to the statements of their thread, not of the pid
+/// (two sessions' statement 3 are different statements).
+#[test]
+fn mariadb_sample_time_and_bytes_per_statement_follow_the_thread() {
+    let cpu = query_json(MARIADB, "cpu_per_statement");
+    assert!(!cpu.is_empty());
+    for r in &cpu {
+        let f = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{k} in {r}"));
+        assert!(f("on_cpu_ms") >= 0.0, "{r}");
+        assert!(f("off_cpu_ms") <= f("total_ms") + 0.001, "{r}");
+    }
+    let bytes = query_json(MARIADB, "bytes_per_statement");
+    let big: Vec<&serde_json::Value> = bytes
+        .iter()
+        .filter(|r| r["bytes_sent"].as_i64().unwrap() > 10_000)
+        .collect();
+    // Only the SELECT of 1 000 rows of 100 bytes sends that much.
+    assert_eq!(big.len(), 1, "{bytes:?}");
+    assert_eq!(big[0]["fingerprint"], "SELECT id, repeat(?, ?) FROM big");
+    assert!(big[0]["bytes_sent"].as_i64().unwrap() > 100_000);
+}
