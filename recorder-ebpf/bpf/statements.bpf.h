@@ -31,7 +31,8 @@ static __always_inline int wire_has_it(__u32 tid)
 	__u32 *gate = bpf_map_lookup_elem(&statement_gate, &zero);
 	struct wire_state *ws;
 
-	if (!gate || !*gate)
+	/* A load-time constant: without the wire the verifier drops the rest. */
+	if (!wire_on || !gate || !*gate)
 		return 0;
 	ws = bpf_map_lookup_elem(&wire_states, &tid);
 	return !ws || ws->phase != WIRE_OFF;
