@@ -13,7 +13,7 @@ use crate::units::{Limit, parse_duration, parse_limit};
 /// connection threads) and writes statements and processes
 /// into zstd-compressed Parquet segments under TRACE. Stop with Ctrl-C or
 /// SIGTERM (or --duration): the open segment is closed and the manifest
-/// written. Analyze the trace with `dbflight info TRACE` and
+/// written; a second Ctrl-C exits at once. Analyze the trace with `dbflight info TRACE` and
 /// `dbflight sql TRACE "SELECT ..."`.
 ///
 /// Needs root, or CAP_BPF + CAP_PERFMON (+ CAP_SYS_PTRACE to read another

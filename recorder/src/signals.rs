@@ -1,13 +1,18 @@
 //! Ctrl-C and SIGTERM request a clean stop: the main loop polls a flag, so
-//! the open segment is closed and the manifest written before exit.
+//! the open segment is closed and the manifest written before exit. A
+//! second one while stopping exits at once (the trace's last segment and
+//! final manifest are then missing), as perf and bpftrace do.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_signal(_: libc::c_int) {
-    // Only an atomic store: async-signal-safe.
-    STOP.store(true, Ordering::SeqCst);
+extern "C" fn on_signal(sig: libc::c_int) {
+    // Only an atomic swap and _exit: async-signal-safe.
+    if STOP.swap(true, Ordering::SeqCst) {
+        // SAFETY: _exit is async-signal-safe and ends the process.
+        unsafe { libc::_exit(128 + sig) };
+    }
 }
 
 pub fn install() -> std::io::Result<()> {

@@ -70,9 +70,9 @@ fn preflight_mariadb(test: &str) -> bool {
     let root = unsafe { libc::geteuid() } == 0;
     let perl_ok = Command::new("perl")
         .args(["-MDBD::MariaDB", "-e1"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+        .run_bounded("perl -MDBD::MariaDB")
+        .status
+        .success();
     let why = if !root {
         Some("not running as root (eBPF needs CAP_BPF/CAP_PERFMON)")
     } else if !Path::new(MARIADBD).exists() {
@@ -110,8 +110,7 @@ impl MariaDb {
         let chown = Command::new("chown")
             .args(["-R", "mysql:mysql"])
             .arg(dir.path())
-            .output()
-            .expect("chown");
+            .run_bounded("chown");
         check(chown, "chown the datadir to mysql");
         let data = dir.path().join("data");
         let port = free_port();
@@ -121,10 +120,11 @@ impl MariaDb {
                 "--user=mysql",
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
+                // No DNS lookup of the host name (a CI machine's may hang).
+                "--skip-name-resolve",
             ])
             .arg(format!("--datadir={}", data.display()))
-            .output()
-            .expect("run mariadb-install-db");
+            .run_bounded("run mariadb-install-db");
         check(out, "mariadb-install-db");
         let child = Command::new(MARIADBD)
             .arg("--no-defaults")
@@ -148,6 +148,7 @@ impl MariaDb {
             .stderr(Stdio::null())
             .spawn()
             .expect("start mariadbd");
+        watch("mariadbd", child.id());
         let m = MariaDb { dir, child, port };
         let t0 = Instant::now();
         while !m.ping() {
@@ -167,14 +168,13 @@ impl MariaDb {
     }
 
     fn ping(&self) -> bool {
-        Command::new("mariadb-admin")
-            .arg("--no-defaults")
+        let mut ping = Command::new("mariadb-admin");
+        ping.arg("--no-defaults")
             .arg(format!("--socket={}", self.socket().display()))
-            .args(["-uroot", "ping"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
+            .args(["-uroot", "--connect-timeout=5", "ping"]);
+        output_within(&mut ping, Duration::from_secs(30), "mariadb-admin ping")
+            .status
+            .success()
     }
 
     fn client(&self) -> Command {
@@ -204,8 +204,7 @@ impl MariaDb {
                 "-e",
                 &format!("CREATE DATABASE IF NOT EXISTS test; USE test; {sql}"),
             ])
-            .output()
-            .expect("mariadb");
+            .run_bounded("mariadb");
         check(out, &format!("mariadb -e {sql:?}"))
     }
 
@@ -297,9 +296,8 @@ fn statements_over_two_connections_match_the_general_log() {
         .arg(&perl)
         .arg(db.port.to_string())
         .arg(WHO_AM_I)
-        .output()
-        .expect("perl workload");
-    let a = a.wait_with_output().expect("mariadb workload");
+        .run_bounded("perl workload");
+    let a = wait_within(a, CLIENT_LIMIT, "mariadb workload");
     assert!(
         String::from_utf8_lossy(&a.stderr).contains("no_such_table"),
         "the failing statement failed: {a:?}"
@@ -575,8 +573,7 @@ fn sequential_connections_are_one_row_each() {
         let out = db
             .client()
             .args(["-e", "SELECT CONNECTION_ID()"])
-            .output()
-            .expect("mariadb");
+            .run_bounded("mariadb");
         ids.push(check(out, "mariadb -e").trim().parse::<u64>().unwrap());
         std::thread::sleep(Duration::from_millis(300));
     }
@@ -624,8 +621,7 @@ fn errors_for_missing_or_wrong_server() {
     let out = Command::new(env!("CARGO_BIN_EXE_dbflight-record"))
         .args(["--mysql", "999999999", "-o"])
         .arg(tempfile::tempdir().unwrap().path().join("t"))
-        .output()
-        .unwrap();
+        .run_bounded("a command");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -280,22 +280,19 @@ fn wire_strategy_hands_encrypted_connections_to_probes() {
         .arg(data.join("server.key"))
         .arg("-out")
         .arg(data.join("server.crt"))
-        .output()
-        .expect("run openssl (apt-get install openssl)");
+        .run_bounded("run openssl (apt-get install openssl)");
     check(out, "openssl req");
     for f in ["server.key", "server.crt"] {
         let out = Command::new("chown")
             .args(["postgres:postgres"])
             .arg(data.join(f))
-            .output()
-            .unwrap();
+            .run_bounded("a command");
         check(out, "chown");
     }
     let out = Command::new("chmod")
         .arg("600")
         .arg(data.join("server.key"))
-        .output()
-        .unwrap();
+        .run_bounded("a command");
     check(out, "chmod");
     pg.psql("ALTER SYSTEM SET ssl = on");
     pg.psql("SELECT pg_reload_conf()");
@@ -318,8 +315,7 @@ fn wire_strategy_hands_encrypted_connections_to_probes() {
         ])
         .args(["-c", "SELECT 42 AS over_tls", "-c", "SELECT 42 AS over_tls"])
         .args(["-c", "SELECT 42 AS over_tls"])
-        .output()
-        .expect("run psql");
+        .run_bounded("run psql");
     let shown = check(out, "psql over SSL");
     assert!(
         shown.lines().any(|l| l == "t"),
@@ -342,8 +338,7 @@ fn wire_strategy_hands_encrypted_connections_to_probes() {
         .args(["-n", "-C", "-c", "2", "-t", "25", "-f"])
         .arg(&script)
         .arg("postgres")
-        .output()
-        .expect("run pgbench");
+        .run_bounded("run pgbench");
     let shown = check(out, "pgbench -C over SSL");
     assert!(
         shown.contains("number of transactions actually processed: 50/50"),
@@ -424,7 +419,7 @@ fn wire_strategy_statuses_and_an_older_session() {
     writeln!(stdin, "SELECT 12 AS old_session;").unwrap();
     pg.wait_until(&idle_after("SELECT 12 AS old_session;"));
     drop(stdin);
-    old.wait().unwrap();
+    wait_within(old, CLIENT_LIMIT, "the old psql session");
     let t = rec.stop();
 
     let qs = queries(&t);
@@ -553,8 +548,7 @@ fn clear_errors_for_bad_targets() {
     let run = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_dbflight-record"))
             .args(args)
-            .output()
-            .unwrap();
+            .run_bounded("a command");
         assert!(!out.status.success(), "{args:?} should fail");
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
@@ -596,8 +590,7 @@ fn clear_errors_for_bad_targets() {
             "-o",
             "/tmp/dbflight-nobody",
         ])
-        .output()
-        .unwrap();
+        .run_bounded("a command");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && err.contains("CAP_BPF") && err.contains("sudo"),

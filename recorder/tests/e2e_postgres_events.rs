@@ -68,7 +68,7 @@ fn check_recorder_stats(t: &TraceFiles) {
 }
 
 fn finish(child: Child) -> (bool, String, String) {
-    let out = child.wait_with_output().expect("wait for psql");
+    let out = wait_within(child, CLIENT_LIMIT, "psql");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -177,8 +177,8 @@ fn plan_nodes_with_the_layout_from_a_debug_file() {
         .arg(&src)
         .arg("-o")
         .arg(&debug)
-        .status()
-        .expect("cc");
+        .run_bounded("cc")
+        .status;
     assert!(st.success());
     let dirs = debug_root.path().to_str().unwrap();
     let m = join_plan_matches_explain(&bindir, &["--debug-dir", dirs]);
@@ -510,8 +510,7 @@ fn network_bytes_of_a_megabyte_result_with_each_strategy() {
             .args(["--strategy", &format!("net={forced}"), "--duration", "1s"])
             .arg("-o")
             .arg(tmp.path().join("t"))
-            .output()
-            .unwrap();
+            .run_bounded("a command");
         let err = String::from_utf8_lossy(&out.stderr);
         if out.status.success() {
             // A kernel that has them: then the bytes must agree too.

@@ -7,12 +7,20 @@
 
 #![allow(dead_code)]
 
+mod bounded;
+pub use bounded::*;
+
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+/// How long a client command (psql, mariadb, initdb, ...) may take.
+pub const CLIENT_LIMIT: Duration = Duration::from_secs(120);
+/// How long a benchmark-sized workload (pgbench) may take.
+pub const WORKLOAD_LIMIT: Duration = Duration::from_secs(600);
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Int32Type, UInt64Type};
@@ -103,11 +111,13 @@ impl PgCluster {
             .prefix("dbflight-pg-")
             .tempdir()
             .expect("tempdir");
-        let chown = Command::new("chown")
-            .args(["-R", "postgres:postgres"])
-            .arg(dir.path())
-            .output()
-            .expect("chown");
+        let chown = output_within(
+            Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path()),
+            CLIENT_LIMIT,
+            "chown",
+        );
         check(chown, "chown the cluster dir to postgres");
         let data = dir.path().join("data");
         let as_pg = |prog: &str| {
@@ -115,18 +125,20 @@ impl PgCluster {
             c.args(["-u", "postgres", "--"]).arg(bindir.join(prog));
             c
         };
-        let out = as_pg("initdb")
-            .args([
-                "--auth=trust",
-                "--no-sync",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "-D",
-            ])
-            .arg(&data)
-            .output()
-            .expect("run initdb");
+        let out = output_within(
+            as_pg("initdb")
+                .args([
+                    "--auth=trust",
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                    "-D",
+                ])
+                .arg(&data),
+            CLIENT_LIMIT,
+            "initdb",
+        );
         check(out, "initdb");
         let port = free_port();
         let conf = format!(
@@ -136,20 +148,23 @@ impl PgCluster {
             dir.path().display()
         );
         std::fs::write(data.join("postgresql.auto.conf"), conf).expect("write config");
-        let out = as_pg("pg_ctl")
-            .args(["-w", "-t", "60", "-D"])
-            .arg(&data)
-            .arg("-l")
-            .arg(dir.path().join("server.log"))
-            .arg("start")
-            .output()
-            .expect("run pg_ctl start");
+        let out = output_within(
+            as_pg("pg_ctl")
+                .args(["-w", "-t", "60", "-D"])
+                .arg(&data)
+                .arg("-l")
+                .arg(dir.path().join("server.log"))
+                .arg("start"),
+            CLIENT_LIMIT,
+            "pg_ctl start",
+        );
         check(out, "pg_ctl start");
         let c = PgCluster {
             bindir: bindir.to_path_buf(),
             dir,
             port,
         };
+        watch("postmaster", c.postmaster_pid());
         c.psql("CREATE EXTENSION pg_stat_statements");
         c
     }
@@ -174,9 +189,9 @@ impl PgCluster {
 
     /// Runs SQL with psql (unaligned, tuples only) and returns its output.
     pub fn psql(&self, sql: &str) -> String {
-        let out = self
-            .client("psql")
-            .args([
+        let what = format!("psql -c {sql:?}");
+        let out = output_within(
+            self.client("psql").args([
                 "-X",
                 "-A",
                 "-t",
@@ -186,31 +201,33 @@ impl PgCluster {
                 "postgres",
                 "-c",
                 sql,
-            ])
-            .output()
-            .expect("psql");
-        check(out, &format!("psql -c {sql:?}"))
+            ]),
+            CLIENT_LIMIT,
+            &what,
+        );
+        check(out, &what)
     }
 
     /// Runs SQL that is expected to fail; returns stderr.
     pub fn psql_fails(&self, sql: &str) -> String {
-        let out = self
-            .client("psql")
-            .args(["-X", "-d", "postgres", "-c", sql])
-            .output()
-            .expect("psql");
+        let out = output_within(
+            self.client("psql")
+                .args(["-X", "-d", "postgres", "-c", sql]),
+            CLIENT_LIMIT,
+            &format!("psql -c {sql:?}"),
+        );
         assert!(!out.status.success(), "{sql:?} was expected to fail");
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
     pub fn pgbench(&self, args: &[&str]) -> String {
-        let out = self
-            .client("pgbench")
-            .args(args)
-            .arg("postgres")
-            .output()
-            .expect("pgbench");
-        check(out, &format!("pgbench {args:?}"))
+        let what = format!("pgbench {args:?}");
+        let out = output_within(
+            self.client("pgbench").args(args).arg("postgres"),
+            WORKLOAD_LIMIT,
+            &what,
+        );
+        check(out, &what)
     }
 
     pub fn server_log(&self) -> String {
@@ -220,15 +237,16 @@ impl PgCluster {
 
 impl Drop for PgCluster {
     fn drop(&mut self) {
-        let _ = Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(self.bindir.join("pg_ctl"))
-            .args(["-m", "immediate", "-w", "-D"])
-            .arg(self.dir.path().join("data"))
-            .arg("stop")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        // No panic here (it may run while a failed test unwinds).
+        let _ = run_for_at_most(
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(self.bindir.join("pg_ctl"))
+                .args(["-m", "immediate", "-w", "-D"])
+                .arg(self.dir.path().join("data"))
+                .arg("stop"),
+            Duration::from_secs(60),
+        );
     }
 }
 
@@ -264,6 +282,7 @@ impl Recording {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn dbflight-record");
+        watch("recorder", child.id());
         let mut r = Recording {
             child: Some(child),
             trace: trace.to_path_buf(),
@@ -291,7 +310,7 @@ impl Recording {
         let child = self.child.take().expect("running");
         // SAFETY: kill with a pid we spawned.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let out = child.wait_with_output().expect("wait for dbflight-record");
+        let out = wait_within(child, CLIENT_LIMIT, "dbflight-record after SIGTERM");
         assert!(
             out.status.success(),
             "dbflight-record failed ({}): {}",
