@@ -38,7 +38,14 @@ static __always_inline int on_exit(struct task_struct *task)
 	if (pid != tgid || !traced_state(tgid))
 		return 0;
 	bpf_map_delete_elem(&traced_pids, &tgid);
-	bpf_map_delete_elem(&wire_states, &tgid);
+	if (wire_on) {
+		/* Its last statement's end, if it waits (wire_fold_ready). */
+		struct wire_state *st = bpf_map_lookup_elem(&wire_states, &tgid);
+
+		if (st)
+			wire_send_waiting_ready(st, ((__u64)tgid << 32) | pid);
+		bpf_map_delete_elem(&wire_states, &tgid);
+	}
 	fill_header(&ev.h, EV_PROC_EXIT, ((__u64)tgid << 32) | pid);
 	ev.ppid = BPF_CORE_READ(task, real_parent, tgid);
 	BPF_CORE_READ_STR_INTO(&ev.comm, task, comm);

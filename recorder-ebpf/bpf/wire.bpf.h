@@ -9,7 +9,9 @@
  * recv calls. Query, Parse, Bind and Execute messages go to userspace
  * with their leading bytes; everything else is skipped by its length.
  * A send whose last message is ReadyForQuery ends the statement(s)
- * received before it.
+ * received before it; when statements are all that is recorded, its time
+ * waits in the thread's state and goes with the next message's event
+ * (or at exit, or is read from the map when the recording stops).
  *
  * A connection is followed from its startup packet when its backend was
  * forked while recording; one that existed before is taken to be between
@@ -83,6 +85,8 @@ static __always_inline struct wire_event *wire_event_start(__u16 what, __u64 pid
 	ev->body_len = 0;
 	ev->data_len = 0;
 	ev->msg_type = 0;
+	ev->ready_status = 0;
+	ev->ready_ts = 0;
 	return ev;
 }
 
@@ -302,6 +306,12 @@ int BPF_PROG(dbf_wire_recv, struct sock *sk, int ret, int flags)
 			continue;
 		ev->msg_type = type;
 		ev->body_len = body;
+		/* The last statement's end travels with this message. */
+		if (st->ready_ts) {
+			ev->ready_ts = st->ready_ts;
+			ev->ready_status = st->ready_status;
+			st->ready_ts = 0;
+		}
 		avail = len - off;
 		n = copy < avail ? copy : avail;
 		wire_send_data(ev, buf + off, n);
@@ -366,11 +376,17 @@ int BPF_PROG(dbf_wire_send, struct sock *sk, int ret, int flags)
 	int ready = tail[2] == 'Z' && !tail[3] && !tail[4] && !tail[5] && tail[6] == 5 &&
 		    (tail[7] == 'I' || tail[7] == 'T' || tail[7] == 'E');
 	__u32 end = ready ? ret - 6 : ret;
+	int error_tail = end >= 7 && (ready ? !tail[0] && !tail[1] : !tail[6] && !tail[7]);
+
+	/* A ReadyForQuery still waiting (no message came since) ends its
+	 * statement before anything this send says. */
+	if (ready || error_tail)
+		wire_send_waiting_ready(st, pid_tgid);
 
 	/* An ErrorResponse (its fields end in two NULs) may end what is sent
 	 * before ReadyForQuery: its tail goes to userspace, which finds the
 	 * message ending there (a notice or ParameterStatus can end so too). */
-	if (end >= 7 && (ready ? !tail[0] && !tail[1] : !tail[6] && !tail[7])) {
+	if (error_tail) {
 		__u32 n = end < WIRE_ERROR_TAIL_CAP ? end : WIRE_ERROR_TAIL_CAP;
 
 		ev = wire_event_start(WIRE_ERROR_TAIL, pid_tgid);
@@ -384,6 +400,11 @@ int BPF_PROG(dbf_wire_send, struct sock *sk, int ret, int flags)
 		st->skip = 0;
 		st->want = 0;
 		st->hdr_have = 0;
+	}
+	if (wire_fold_ready) {
+		st->ready_ts = bpf_ktime_get_ns();
+		st->ready_status = tail[7];
+		return 0;
 	}
 	ev = wire_event_start(WIRE_READY, pid_tgid);
 	if (!ev)

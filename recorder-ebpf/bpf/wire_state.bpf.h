@@ -22,6 +22,13 @@ const volatile __u8 wire_on = 0;
 /* Messages looked at per recv call; more (a long pipeline) loses step. */
 #define WIRE_MAX_MSGS 24
 
+/* Set by the recorder when nothing else it records is assigned to
+ * statements (no net, sched, locks, lwlocks, plans): a ReadyForQuery then
+ * waits in the thread's state and travels with the next message's event,
+ * one ring event per statement instead of two. Events of other kinds need
+ * the statement's end in order, so with them each ReadyForQuery is sent. */
+const volatile __u8 wire_fold_ready = 0;
+
 struct wire_state {
 	__u32 skip;    /* bytes of the current message's body still to come */
 	__u32 want;    /* of those, bytes still to copy to userspace */
@@ -29,6 +36,8 @@ struct wire_state {
 	__u8 hdr_have; /* bytes of a header split across recv calls */
 	__u8 titled;   /* PID_TITLED once the process title was sent */
 	__u8 hdr[8];   /* 5 used; 8 so that an index & 7 is in bounds */
+	__u8 ready_status; /* of the ReadyForQuery waiting in ready_ts */
+	__u64 ready_ts;    /* a ReadyForQuery not sent yet (wire_fold_ready), 0 if none */
 };
 
 struct {
@@ -37,6 +46,23 @@ struct {
 	__type(key, __u32); /* tid */
 	__type(value, struct wire_state);
 } wire_states SEC(".maps");
+
+/* Sends the ReadyForQuery waiting in `st` as an event of its own (the
+ * thread exits, or sends another before its next message). */
+static __always_inline void wire_send_waiting_ready(struct wire_state *st, __u64 pid_tgid)
+{
+	struct wire_head ev = {};
+
+	if (!st->ready_ts)
+		return;
+	fill_header(&ev.h, EV_WIRE, pid_tgid);
+	ev.h.ts = st->ready_ts;
+	ev.h.flags = WIRE_READY;
+	ev.msg_type = st->ready_status;
+	st->ready_ts = 0;
+	if (bpf_ringbuf_output(&events, &ev, sizeof(ev), ringbuf_flags))
+		count_drop(DROP_QUERIES);
+}
 
 /* Called at fork: the child's first bytes are a startup packet. */
 static __always_inline void wire_forked(__u32 child)

@@ -29,12 +29,16 @@ type KernelStrategy = (&'static str, fn(&mut Recorder) -> Result<()>);
 
 impl Recorder {
     /// Loads the programs; `wire` starts the protocol state of forked
-    /// backends (the `wire` strategy of statements).
-    pub fn load(max_query_len: u32, wire: bool) -> Result<Self> {
+    /// backends (the `wire` strategy of statements); `fold_ready` sends each
+    /// ReadyForQuery with the next message's event (see wire_state.bpf.h:
+    /// only when nothing else recorded is assigned to statements).
+    pub fn load(max_query_len: u32, wire: bool, fold_ready: bool) -> Result<Self> {
         let wire_on = u8::from(wire);
+        let fold = u8::from(wire && fold_ready);
         let ebpf = EbpfLoader::new()
             .set_global("max_query_len", &max_query_len, true)
             .set_global("wire_on", &wire_on, true)
+            .set_global("wire_fold_ready", &fold, true)
             .load(dbflight_ebpf::OBJECT)
             .context("cannot load dbflight's BPF programs into the kernel (needs CAP_BPF and a kernel with BTF, 5.15 or newer)")?;
         Ok(Recorder {
@@ -393,6 +397,22 @@ impl Recorder {
         Ok(links)
     }
 
+    /// ReadyForQuery messages still waiting in the threads' wire state for
+    /// a next message (`fold_ready`): (tid, time, status) each.
+    pub fn waiting_readies(&self) -> Result<Vec<(u32, u64, u8)>> {
+        let map = self
+            .ebpf
+            .map("wire_states")
+            .ok_or_else(|| anyhow!("map wire_states missing"))?;
+        let states: BpfHashMap<&MapData, u32, WireState> = BpfHashMap::try_from(map)?;
+        Ok(states
+            .iter()
+            .filter_map(|e| e.ok())
+            .filter(|(_, st)| st.ready_ts != 0)
+            .map(|(tid, st)| (tid, st.ready_ts, st.ready_status))
+            .collect())
+    }
+
     pub fn take_ring(&mut self) -> Result<RingBuf<MapData>> {
         let map = self
             .ebpf
@@ -453,3 +473,22 @@ fn ensure_tracefs() -> Result<()> {
     }
     Ok(())
 }
+
+/// `struct wire_state` (wire_state.bpf.h), read at the end of a recording.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct WireState {
+    skip: u32,
+    want: u32,
+    phase: u8,
+    hdr_have: u8,
+    titled: u8,
+    hdr: [u8; 8],
+    ready_status: u8,
+    pad: [u8; 4],
+    ready_ts: u64,
+}
+const _: () = assert!(size_of::<WireState>() == 32);
+
+// SAFETY: plain-old-data, explicit padding, valid for any bit pattern.
+unsafe impl aya::Pod for WireState {}

@@ -124,9 +124,14 @@ pub struct WireHead {
     pub body_len: u32,
     pub data_len: u32,
     pub msg_type: u8,
-    pub pad: [u8; 7],
+    /// Of the ReadyForQuery in `ready_ts`.
+    pub ready_status: u8,
+    pub pad: [u8; 6],
+    /// A ReadyForQuery the thread sent before this message, folded into
+    /// its event (wire_fold_ready in wire_state.bpf.h); 0 if none.
+    pub ready_ts: u64,
 }
-pub const WIRE_DATA_OFFSET: usize = 40;
+pub const WIRE_DATA_OFFSET: usize = 48;
 const _: () = assert!(size_of::<WireHead>() == WIRE_DATA_OFFSET);
 
 #[repr(C)]
@@ -263,8 +268,9 @@ const _: () = assert!(size_of::<ProbeSpec>() == 16 + 16 * USDT_MAX_ARGS);
 unsafe impl aya::Pod for ProbeSpec {}
 
 /// A decoded ring-buffer record.
+/// Texts and data borrow the record: one copy fewer per event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
+pub enum Event<'a> {
     QueryStart {
         ts: u64,
         pid: u32,
@@ -274,7 +280,7 @@ pub enum Event {
         /// (PostgreSQL us since 2000-01-01), 0 if not known.
         server_start: u64,
         truncated: bool,
-        text: Vec<u8>,
+        text: &'a [u8],
     },
     QueryDone {
         ts: u64,
@@ -296,7 +302,7 @@ pub enum Event {
         /// us since 2000-01-01), 0 if not known.
         server_start: u64,
         truncated: bool,
-        text: Vec<u8>,
+        text: &'a [u8],
     },
     /// A whole top-level statement, seen once at its end.
     QueryComplete {
@@ -305,7 +311,7 @@ pub enum Event {
         tid: u32,
         server_start: u64,
         truncated: bool,
-        text: Vec<u8>,
+        text: &'a [u8],
     },
     /// What the `wire` strategy saw on a backend's socket.
     Wire {
@@ -316,7 +322,10 @@ pub enum Event {
         what: u16,
         msg_type: u8,
         body_len: u32,
-        data: Vec<u8>,
+        data: &'a [u8],
+        /// A ReadyForQuery (time, status) sent before this message and
+        /// carried by its event: it comes first.
+        ready_before: Option<(u64, u8)>,
     },
     Title {
         ts: u64,
@@ -398,7 +407,7 @@ pub enum Event {
         thd: u64,
         command: u32,
         truncated: bool,
-        text: Vec<u8>,
+        text: &'a [u8],
     },
     /// `dispatch_command` returned.
     MysqlDone {
@@ -413,7 +422,7 @@ pub enum Event {
         tid: u32,
         code: u32,
         flags: u32,
-        text: Vec<u8>,
+        text: &'a [u8],
     },
     /// A prepared statement was created for THD `thd` (it takes the next id).
     MysqlStmtNew {
@@ -452,6 +461,33 @@ pub fn drop_kind_of(kind: u16) -> u32 {
 }
 
 /// Reads a `T` from the front of `buf`, if it is long enough.
+/// The ring record of a ReadyForQuery read from the BPF map instead of
+/// the ring (it was waiting for the thread's next message when the
+/// recording stopped).
+pub fn wire_ready_record(pid: u32, tid: u32, ts: u64, status: u8) -> Vec<u8> {
+    let w = WireHead {
+        h: EventHeader {
+            ts,
+            pid,
+            tid,
+            kind: EV_WIRE,
+            flags: WIRE_READY,
+            cpu: 0,
+        },
+        body_len: 0,
+        data_len: 0,
+        msg_type: status,
+        ready_status: 0,
+        pad: [0; 6],
+        ready_ts: 0,
+    };
+    // SAFETY: the bytes of a repr(C) POD value without padding holes.
+    unsafe {
+        std::slice::from_raw_parts((&w as *const WireHead).cast::<u8>(), size_of::<WireHead>())
+    }
+    .to_vec()
+}
+
 fn read<T: Copy>(buf: &[u8]) -> Option<T> {
     (buf.len() >= size_of::<T>()).then(|| {
         // SAFETY: length checked; T is a repr(C) POD valid for any bytes;
@@ -467,14 +503,14 @@ fn comm(c: &[u8]) -> String {
 }
 
 /// Decodes one record; `None` for a record too short or of unknown kind.
-pub fn decode(buf: &[u8]) -> Option<Event> {
+pub fn decode(buf: &[u8]) -> Option<Event<'_>> {
     let h: EventHeader = read(buf)?;
     let (ts, pid, tid) = (h.ts, h.pid, h.tid);
     Some(match h.kind {
         EV_QUERY_START | EV_ERROR_REPORT | EV_QUERY_COMPLETE => {
             let q: QueryStartHead = read(buf)?;
             let end = (QUERY_TEXT_OFFSET + q.text_len as usize).min(buf.len());
-            let (truncated, text) = (q.truncated != 0, buf[QUERY_TEXT_OFFSET..end].to_vec());
+            let (truncated, text) = (q.truncated != 0, &buf[QUERY_TEXT_OFFSET..end]);
             let server_start = q.aux;
             if h.kind == EV_ERROR_REPORT {
                 Event::ErrorReport {
@@ -516,7 +552,8 @@ pub fn decode(buf: &[u8]) -> Option<Event> {
                 what: h.flags,
                 msg_type: w.msg_type,
                 body_len: w.body_len,
-                data: buf[WIRE_DATA_OFFSET..end].to_vec(),
+                data: &buf[WIRE_DATA_OFFSET..end],
+                ready_before: (w.ready_ts != 0).then_some((w.ready_ts, w.ready_status)),
             }
         }
         EV_QUERY_DONE => Event::QueryDone { ts, pid, tid },
@@ -611,7 +648,7 @@ pub fn decode(buf: &[u8]) -> Option<Event> {
         EV_MYSQL_COMMAND | EV_MYSQL_ERROR => {
             let q: QueryStartHead = read(buf)?;
             let end = (QUERY_TEXT_OFFSET + q.text_len as usize).min(buf.len());
-            let text = buf[QUERY_TEXT_OFFSET..end].to_vec();
+            let text = &buf[QUERY_TEXT_OFFSET..end];
             if h.kind == EV_MYSQL_COMMAND {
                 Event::MysqlCommand {
                     ts,
@@ -699,7 +736,7 @@ mod tests {
                 protocol: 1,
                 server_start: 0,
                 truncated: true,
-                text: b"SELECT 1".to_vec()
+                text: b"SELECT 1"
             })
         );
         // A length beyond the record is clamped, not a panic.

@@ -9,7 +9,7 @@
 //! `database_oid` and `relation_oid` are null and `field3`/`field4` hold the
 //! tag's first two fields (the xid first).
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int64Builder, RecordBatch, UInt32Builder, UInt64Builder};

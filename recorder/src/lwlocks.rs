@@ -1,7 +1,7 @@
 //! `lwlocks` rows: LWLock transitions with tranche names; each thread's
 //! wait_start is paired with its wait_end into `wait_ns`.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int64Builder, RecordBatch, StringBuilder};

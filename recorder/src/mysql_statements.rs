@@ -21,7 +21,7 @@
 //! `error`; one still running at the end is `incomplete`. A COM_QUERY with
 //! several statements (`SELECT 1; SELECT 2`) is one row.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::statements::{Idle, Statement, Status};
 

@@ -8,7 +8,7 @@
 //! SubPlan expressions) are named by no node: their parent is null, like
 //! the top node's.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Builder, Int32Builder, RecordBatch, UInt64Builder};
@@ -78,7 +78,7 @@ impl PlanLinker {
         let node_id = i32_at(head, o.plan_node_id);
         let entry = self.by_pid.entry(pid).or_default();
         if entry.0 != query_seq {
-            *entry = (query_seq, HashMap::new());
+            *entry = (query_seq, HashMap::default());
         }
         let parent_node_id = entry.1.get(&node).copied();
         let named = [u64_at(head, o.lefttree), u64_at(head, o.righttree)];

@@ -14,7 +14,9 @@
 //! that serves one connection after another (the thread cache) gives one
 //! row per connection.
 
-use std::collections::HashMap;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::mysql_sessions::MysqlSession;
 use crate::pg_title::parse_title;
@@ -29,8 +31,9 @@ pub struct ProcessInfo {
     pub comm: Option<String>,
     pub title: Option<String>,
     pub role: Option<String>,
-    pub user: Option<String>,
-    pub database: Option<String>,
+    /// Shared with every `queries` row of the process: no copy per statement.
+    pub user: Option<Arc<str>>,
+    pub database: Option<Arc<str>>,
     pub client_addr: Option<String>,
     pub cgroup: Option<String>,
     /// CLOCK_MONOTONIC ns: fork time, or when the recording began.
@@ -80,8 +83,8 @@ impl ProcessInfo {
             role = "backend".into();
         }
         self.role = Some(role);
-        self.user = parsed.user;
-        self.database = parsed.database;
+        self.user = parsed.user.map(Arc::from);
+        self.database = parsed.database.map(Arc::from);
         self.client_addr = parsed.client_addr;
         self.title = Some(title);
     }
@@ -94,8 +97,8 @@ struct Connection {
     /// The server's connection id, when the THD layout is known.
     id: Option<u64>,
     /// The session's user and current database now.
-    user: Option<String>,
-    database: Option<String>,
+    user: Option<Arc<str>>,
+    database: Option<Arc<str>>,
     host: Option<String>,
     port: Option<i32>,
     /// COM_QUIT is running: the connection ends when it returns.
@@ -134,10 +137,10 @@ impl Processes {
         Processes {
             postmaster,
             mysql: false,
-            live: HashMap::new(),
+            live: HashMap::default(),
             exited: Vec::new(),
-            connections: HashMap::new(),
-            peers: HashMap::new(),
+            connections: HashMap::default(),
+            peers: HashMap::default(),
         }
     }
 
@@ -166,7 +169,7 @@ impl Processes {
     }
 
     /// The process has run something at `ts`; returns its user and database.
-    pub fn touch(&mut self, pid: u32, ts: u64) -> (Option<String>, Option<String>) {
+    pub fn touch(&mut self, pid: u32, ts: u64) -> (Option<Arc<str>>, Option<Arc<str>>) {
         let (postmaster, mysql) = (self.postmaster, self.mysql);
         let p = self.live.entry(pid).or_insert_with(|| ProcessInfo {
             pid,
@@ -257,13 +260,13 @@ impl Processes {
         let c = self.connection(pid, tid, ts);
         let first = c.id.is_none();
         c.id = Some(s.connection_id);
-        c.user = s.user.clone();
-        c.database = s.database.clone();
+        c.user = s.user.as_deref().map(Arc::from);
+        c.database = s.database.as_deref().map(Arc::from);
         if first {
             // The row tells the connection as it began (or was first seen);
             // statements carry what was current when each began.
-            c.row.user = s.user.clone();
-            c.row.database = s.database.clone();
+            c.row.user.clone_from(&c.user);
+            c.row.database.clone_from(&c.database);
             c.host = s.host.clone();
             if s.ip.is_some() {
                 c.row.client_addr = s.ip.clone();
@@ -321,7 +324,7 @@ impl Processes {
     }
 
     /// The user and database of the statement `tid` runs (MySQL).
-    pub fn mysql_user_db(&self, tid: u32) -> (Option<String>, Option<String>) {
+    pub fn mysql_user_db(&self, tid: u32) -> (Option<Arc<str>>, Option<Arc<str>>) {
         self.connections
             .get(&tid)
             .map_or((None, None), |c| (c.user.clone(), c.database.clone()))
@@ -380,10 +383,15 @@ impl Processes {
             (None, _) => c.host.clone(),
         };
         let id = c.id.map(|id| format!("id {id}"));
-        let words: Vec<&str> = [&c.row.user, &c.row.database, &client, &id]
-            .into_iter()
-            .filter_map(|w| w.as_deref())
-            .collect();
+        let words: Vec<&str> = [
+            c.row.user.as_deref(),
+            c.row.database.as_deref(),
+            client.as_deref(),
+            id.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         c.row.title = Some(format!("{server}: {}", words.join(" ")));
     }
 

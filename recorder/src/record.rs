@@ -383,7 +383,10 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
     let wire = uprobe_plans
         .iter()
         .any(|(kind, _, p)| *kind == "queries" && p.strategy == "wire");
-    let mut rec = Recorder::load(args.max_query_len, wire)?;
+    // Statements alone: their ends can wait for the next message (one ring
+    // event per statement); other kinds need them in order.
+    let fold_ready = !(kinds.plans || kinds.locks || kinds.lwlocks || kinds.net || kinds.sched);
+    let mut rec = Recorder::load(args.max_query_len, wire, fold_ready)?;
     // Seed the traced set with the postmaster before following forks, then
     // add its existing children: a fork in between is caught either way.
     rec.trace_pids(&[root])?;
@@ -408,7 +411,13 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
         if *kind == "queries" && p.strategy == "wire" {
             match (rec.attach_wire(), p.fallback.as_deref()) {
                 (Ok(()), fallback) => {
-                    manifest.probes.insert((*kind).into(), p.info());
+                    let mut info = p.info();
+                    if fold_ready {
+                        info.detail.push_str(
+                            "; each ReadyForQuery travels with the next message's event (one ring event per statement)",
+                        );
+                    }
+                    manifest.probes.insert((*kind).into(), info);
                     if let Some(fb) = fallback {
                         let first = rec.register_specs(fb)?;
                         wire_fallback = Some((program, fb.clone(), first));
@@ -484,11 +493,14 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
     if wire_fallback.is_some() {
         sink.on_encrypted(encrypted_tx);
     }
+    keep_freed_memory();
     let ring = rec.take_ring()?;
     let drops = rec.take_drops()?;
     let stop = Arc::new(AtomicBool::new(false));
     let lost = Arc::new(UserDrops::default());
     let (tx, rx) = mpsc::sync_channel(64);
+    // For what the map holds at the end, after the drain's last pass.
+    let late_tx = tx.clone();
     let drain = {
         let (stop, lost) = (Arc::clone(&stop), Arc::clone(&lost));
         std::thread::Builder::new()
@@ -540,6 +552,20 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
     drain
         .join()
         .map_err(|_| anyhow::anyhow!("the ring-buffer drain thread panicked"))?;
+    if wire && fold_ready {
+        // Statements that ended while their session then sat idle: their
+        // ReadyForQuery still waits in the map. A backend is one thread.
+        let mut chunk = pipeline::Chunk::new();
+        for (tid, ts, status) in rec.waiting_readies()? {
+            let record = crate::events::wire_ready_record(tid, tid, ts, status);
+            chunk.extend_from_slice(&(record.len() as u32).to_ne_bytes());
+            chunk.extend_from_slice(&record);
+        }
+        if !chunk.is_empty() {
+            let _ = late_tx.send(chunk);
+        }
+    }
+    drop(late_tx);
     let manifest = writer
         .join()
         .map_err(|_| anyhow::anyhow!("the writer thread panicked"))??;
@@ -563,6 +589,21 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Keeps freed memory in the process instead of returning it to the kernel:
+/// each second's Arrow buffers and chunks are about the size of the last
+/// ones, and memory given back and taken again is faulted in and zeroed
+/// page by page (clear_page was the writer's top symbol in perf: 8 % of
+/// its samples), on CPUs the traced server needs.
+fn keep_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets allocator parameters; called before the
+    // recorder's threads start allocating.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
+    }
 }
 
 /// Attaches the statement probes to the whole server, gated to record only

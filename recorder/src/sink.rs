@@ -4,7 +4,9 @@
 //! encoding. Pairs statements, tracks processes, closes segments by time or
 //! size, applies retention, and keeps counters for the status line.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -16,7 +18,7 @@ use dbflight_format::{Manifest, Table};
 
 use crate::events::{
     DROP_KINDS, DROP_LOCKS, DROP_LWLOCKS, DROP_NET, DROP_PLANS, DROP_PROCESSES, DROP_QUERIES,
-    DROP_SCHED, Event,
+    DROP_SCHED, Event, WIRE_READY,
 };
 use crate::locks::{LOCK_RELEASE, LOCK_RELEASE_ALL, LockDecoder, LockRow, locks_batch};
 use crate::lwlocks::{LwlockDecoder, LwlockRow, lwlocks_batch};
@@ -27,7 +29,7 @@ use crate::plan_nodes::{PlanLinker, PlanRow, plan_nodes_batch};
 use crate::processes::Processes;
 use crate::sched::{SchedRow, sched_batch, state_name};
 use crate::statement_probes::protocol_name;
-use crate::statements::{Assembler, Idle, Statement, Status, text_from_bytes};
+use crate::statements::{Assembler, Idle, Statement, Status, text_from_bytes, text_from_vec};
 use crate::tables::{Clock, QueryRow, processes_batch, queries_batch};
 use crate::units::Limit;
 use crate::wire::{Action as WireAction, WireDecoder};
@@ -76,6 +78,8 @@ pub struct Sink {
     /// Executes pipelined before one Sync, waiting for the one before them
     /// to end (`wire` strategy): (tid, received, text, truncated).
     wire_queued: HashMap<u32, Vec<(u32, u64, String, bool)>>,
+    /// What the last wire event completed (kept to reuse its allocation).
+    wire_actions: Vec<WireAction>,
     /// Told the pid of the first backend whose connection turns out encrypted.
     encrypted: Option<std::sync::mpsc::Sender<u32>>,
     mysql: MysqlAssembler,
@@ -124,7 +128,8 @@ impl Sink {
             wire: WireDecoder::new(cfg.max_query_len),
             cfg,
             assembler: Assembler::default(),
-            wire_queued: HashMap::new(),
+            wire_queued: HashMap::default(),
+            wire_actions: Vec::new(),
             encrypted: None,
             mysql: MysqlAssembler::default(),
             processes,
@@ -152,7 +157,7 @@ impl Sink {
                 truncated,
                 text,
             } => {
-                let text = self.statement_text(&text, truncated);
+                let text = self.statement_text(text, truncated);
                 let received = self.clock.mono_from_pg(server_start);
                 if let Some(prev) = self.assembler.start(
                     pid,
@@ -174,10 +179,19 @@ impl Sink {
                 msg_type,
                 body_len,
                 data,
+                ready_before,
             } => {
-                for action in self.wire.feed(pid, ts, what, msg_type, body_len, &data) {
+                let mut actions = std::mem::take(&mut self.wire_actions);
+                if let Some((ready_ts, status)) = ready_before {
+                    self.wire
+                        .feed(pid, ready_ts, WIRE_READY, status, 0, &[], &mut actions);
+                }
+                self.wire
+                    .feed(pid, ts, what, msg_type, body_len, data, &mut actions);
+                for action in actions.drain(..) {
                     self.wire_action(pid, tid, action);
                 }
+                self.wire_actions = actions;
             }
             Event::QueryDone { ts, pid, .. } => {
                 if let Some(s) = self.assembler.done(pid, ts) {
@@ -197,7 +211,7 @@ impl Sink {
                 truncated,
                 text,
             } => {
-                let text = self.statement_text(&text, truncated);
+                let text = self.statement_text(text, truncated);
                 let start = self.clock.mono_from_pg(server_start).unwrap_or(ts);
                 if let Some(s) = self.assembler.report(pid, tid, start, text, truncated) {
                     self.push(s);
@@ -211,7 +225,7 @@ impl Sink {
                 truncated,
                 text,
             } => {
-                let text = self.statement_text(&text, truncated);
+                let text = self.statement_text(text, truncated);
                 // Without the server's start (track_activities off) the duration is unknown: 0.
                 let start = self.clock.mono_from_pg(server_start).unwrap_or(ts);
                 let s = self
@@ -230,12 +244,12 @@ impl Sink {
             } => {
                 let (redact, cut) = (self.cfg.redact_literals, truncated);
                 let make = || {
-                    let t = text_from_bytes(&text, cut);
+                    let t = text_from_bytes(text, cut);
                     if redact { redact_literals(&t) } else { t }
                 };
                 if let Some(s) = self
                     .mysql
-                    .command(pid, tid, thd, ts, command, &text, make, truncated)
+                    .command(pid, tid, thd, ts, command, text, make, truncated)
                 {
                     self.push(s);
                 }
@@ -428,7 +442,7 @@ impl Sink {
                 text,
                 truncated,
             } => {
-                let text = self.statement_text(&text, truncated);
+                let text = self.redacted(text_from_vec(text, truncated));
                 if self.assembler.is_open(pid) {
                     // Pipelined: it runs after the open one ends.
                     self.wire_queued
@@ -441,10 +455,18 @@ impl Sink {
                 }
             }
             WireAction::Ready { ts, error } => {
+                let Some(queued) = self.wire_queued.remove(&pid) else {
+                    // Nothing pipelined (the common case): no list to build.
+                    if let Some(mut s) = self.assembler.done(pid, ts) {
+                        if error {
+                            s.status = Status::Error;
+                        }
+                        self.push(s);
+                    }
+                    return;
+                };
                 let mut ended: Vec<Statement> = self.assembler.done(pid, ts).into_iter().collect();
-                for (tid, received, text, truncated) in
-                    self.wire_queued.remove(&pid).unwrap_or_default()
-                {
+                for (tid, received, text, truncated) in queued {
                     self.assembler
                         .start(pid, tid, received, None, "extended", text, truncated);
                     ended.extend(self.assembler.done(pid, ts));
@@ -473,7 +495,10 @@ impl Sink {
 
     /// Statement text as it will be written: redacted before anything else sees it.
     fn statement_text(&self, bytes: &[u8], truncated: bool) -> String {
-        let text = text_from_bytes(bytes, truncated);
+        self.redacted(text_from_bytes(bytes, truncated))
+    }
+
+    fn redacted(&self, text: String) -> String {
         if self.cfg.redact_literals {
             redact_literals(&text)
         } else {
@@ -688,7 +713,7 @@ mod tests {
         )
     }
 
-    fn start(pid: u32, ts: u64, text: &str) -> Event {
+    fn start(pid: u32, ts: u64, text: &str) -> Event<'_> {
         Event::QueryStart {
             ts,
             pid,
@@ -696,7 +721,7 @@ mod tests {
             protocol: 0,
             server_start: 0,
             truncated: false,
-            text: text.as_bytes().to_vec(),
+            text: text.as_bytes(),
         }
     }
 
@@ -757,5 +782,85 @@ mod tests {
         for status in ["| ok ", "| error ", "| incomplete "] {
             assert!(text.contains(status), "{status} missing in {text}");
         }
+    }
+
+    /// A `Q` message as the wire strategy sees it, maybe carrying the
+    /// ReadyForQuery that ended the thread's last statement.
+    fn query(pid: u32, ts: u64, text: &str, ready_before: Option<(u64, u8)>) -> Vec<u8> {
+        let mut body = text.as_bytes().to_vec();
+        body.push(0);
+        let mut rec = crate::events::wire_ready_record(pid, pid, ts, 0);
+        let head =
+            |rec: &mut Vec<u8>, at: usize, v: &[u8]| rec[at..at + v.len()].copy_from_slice(v);
+        head(&mut rec, 18, &crate::events::WIRE_MSG.to_ne_bytes());
+        head(&mut rec, 24, &(body.len() as u32).to_ne_bytes());
+        head(&mut rec, 28, &(body.len() as u32).to_ne_bytes());
+        head(&mut rec, 32, b"Q");
+        if let Some((ts, status)) = ready_before {
+            head(&mut rec, 33, &[status]);
+            head(&mut rec, 40, &ts.to_ne_bytes());
+        }
+        rec.extend_from_slice(&body);
+        rec
+    }
+
+    #[test]
+    fn folded_ready_for_query_ends_the_statement_before_the_next_one() {
+        use arrow::array::Array;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("t");
+        let mut s = sink(&dir, Limit::Time(Duration::from_secs(60)), false);
+        let pid = 4_000_000_002;
+        let records = [
+            query(pid, 100, "SELECT 1", None),
+            // SELECT 1 ended at 150; its end came with the next message.
+            query(pid, 400, "SELECT 2", Some((150, b'I'))),
+            // SELECT 2 ended at 420 and the session sat idle: the end was
+            // read from the map when the recording stopped.
+            crate::events::wire_ready_record(pid, pid, 420, b'I'),
+            // A third one never ended.
+            query(pid, 900, "SELECT 3", None),
+        ];
+        for r in &records {
+            s.handle(crate::events::decode(r).expect("decodes"));
+        }
+        s.finish(1_000, [0; 8]).unwrap();
+        let t = TraceFiles::open(&dir).unwrap();
+        let b = &t.read_table(Table::Queries).unwrap()[0];
+        let col = |name: &str| b.column_by_name(name).unwrap().clone();
+        let texts = arrow::compute::cast(&col("query"), &arrow::datatypes::DataType::Utf8).unwrap();
+        let texts = texts
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .unwrap();
+        let ends =
+            arrow::compute::cast(&col("end_ts"), &arrow::datatypes::DataType::Int64).unwrap();
+        let ends = ends
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .unwrap();
+        let status =
+            arrow::compute::cast(&col("status"), &arrow::datatypes::DataType::Utf8).unwrap();
+        let status = status
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .unwrap();
+        let rows: Vec<(&str, Option<i64>, &str)> = (0..b.num_rows())
+            .map(|i| {
+                (
+                    texts.value(i),
+                    ends.is_valid(i).then(|| ends.value(i)),
+                    status.value(i),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("SELECT 1", Some(150), "ok"),
+                ("SELECT 2", Some(420), "ok"),
+                ("SELECT 3", None, "incomplete"),
+            ]
+        );
     }
 }

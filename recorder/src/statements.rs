@@ -16,7 +16,7 @@
 //! execution followed by the abort: an `error` row with the text the server
 //! was working on.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 /// Outcome of a statement, the `queries.status` column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -310,14 +310,25 @@ impl Assembler {
 /// Turns statement text bytes from BPF into a string: invalid UTF-8 is
 /// replaced, and a character cut in half by truncation is dropped.
 pub fn text_from_bytes(bytes: &[u8], truncated: bool) -> String {
+    String::from_utf8_lossy(&bytes[..text_end(bytes, truncated)]).into_owned()
+}
+
+/// [`text_from_bytes`] keeping the buffer (no copy when it is UTF-8).
+pub fn text_from_vec(mut bytes: Vec<u8>, truncated: bool) -> String {
+    bytes.truncate(text_end(&bytes, truncated));
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Where a text cut at a byte limit ends: backed off to a char boundary
+/// (at most 3 continuation bytes).
+fn text_end(bytes: &[u8], truncated: bool) -> usize {
     let mut end = bytes.len();
     if truncated {
-        // Back off to a char boundary: at most 3 continuation bytes.
         while end > 0 && std::str::from_utf8(&bytes[..end]).is_err() && bytes.len() - end < 4 {
             end -= 1;
         }
     }
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
+    end
 }
 
 #[cfg(test)]

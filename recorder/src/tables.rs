@@ -87,8 +87,8 @@ impl Clock {
 #[derive(Debug, Clone)]
 pub struct QueryRow {
     pub stmt: Statement,
-    pub user: Option<String>,
-    pub database: Option<String>,
+    pub user: Option<Arc<str>>,
+    pub database: Option<Arc<str>>,
 }
 
 pub fn queries_batch(rows: &[QueryRow], clock: Clock) -> Result<RecordBatch, ArrowError> {

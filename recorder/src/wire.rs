@@ -12,7 +12,7 @@
 //!   pipelined before one Sync cannot be timed one by one from the wire:
 //!   the first carries the batch's time and the rest start at its end.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::events::{WIRE_CONT, WIRE_ERROR_TAIL, WIRE_LOST, WIRE_MSG, WIRE_READY, WIRE_TLS};
 
@@ -69,7 +69,7 @@ impl WireDecoder {
     pub fn new(max_query_len: usize) -> Self {
         WireDecoder {
             max_query_len,
-            conns: HashMap::new(),
+            conns: HashMap::default(),
             lost: 0,
             encrypted: 0,
         }
@@ -89,7 +89,9 @@ impl WireDecoder {
             .min(body_len as usize)
     }
 
-    /// Feeds one wire event of backend `pid`; returns what it completes.
+    /// Feeds one wire event of backend `pid`; appends what it completes to
+    /// `out` (the caller's, reused: no allocation per event).
+    #[allow(clippy::too_many_arguments)]
     pub fn feed(
         &mut self,
         pid: u32,
@@ -98,36 +100,36 @@ impl WireDecoder {
         msg_type: u8,
         body_len: u32,
         data: &[u8],
-    ) -> Vec<Action> {
-        let mut out = Vec::new();
+        out: &mut Vec<Action>,
+    ) {
         match what {
             WIRE_MSG => {
-                self.flush_partial(pid, &mut out);
-                let partial = Partial {
-                    ts,
-                    msg_type,
-                    body_len,
-                    data: data.to_vec(),
-                };
-                if partial.data.len() >= self.wanted(msg_type, body_len) {
-                    self.message(pid, partial, &mut out);
+                self.flush_partial(pid, out);
+                if data.len() >= self.wanted(msg_type, body_len) {
+                    // Whole already (the common case): read in place.
+                    self.message(pid, ts, msg_type, body_len, data, out);
                 } else {
-                    self.conns.entry(pid).or_default().partial = Some(partial);
+                    self.conns.entry(pid).or_default().partial = Some(Partial {
+                        ts,
+                        msg_type,
+                        body_len,
+                        data: data.to_vec(),
+                    });
                 }
             }
             WIRE_CONT => {
                 let Some(mut p) = self.conns.get_mut(&pid).and_then(|c| c.partial.take()) else {
-                    return out;
+                    return;
                 };
                 p.data.extend_from_slice(data);
                 if p.data.len() >= self.wanted(p.msg_type, p.body_len) {
-                    self.message(pid, p, &mut out);
+                    self.message(pid, p.ts, p.msg_type, p.body_len, &p.data, out);
                 } else if let Some(c) = self.conns.get_mut(&pid) {
                     c.partial = Some(p);
                 }
             }
             WIRE_READY => {
-                self.flush_partial(pid, &mut out);
+                self.flush_partial(pid, out);
                 let error = self
                     .conns
                     .get_mut(&pid)
@@ -138,7 +140,7 @@ impl WireDecoder {
                 self.conns.entry(pid).or_default().failed = true;
             }
             WIRE_LOST => {
-                self.flush_partial(pid, &mut out);
+                self.flush_partial(pid, out);
                 self.lost += 1;
             }
             WIRE_TLS => {
@@ -148,7 +150,6 @@ impl WireDecoder {
             }
             _ => {}
         }
-        out
     }
 
     /// The backend exited.
@@ -158,37 +159,46 @@ impl WireDecoder {
 
     fn flush_partial(&mut self, pid: u32, out: &mut Vec<Action>) {
         if let Some(p) = self.conns.get_mut(&pid).and_then(|c| c.partial.take()) {
-            self.message(pid, p, out);
+            self.message(pid, p.ts, p.msg_type, p.body_len, &p.data, out);
         }
     }
 
-    fn message(&mut self, pid: u32, m: Partial, out: &mut Vec<Action>) {
+    /// One whole message (its leading bytes `data`) received at `ts`.
+    fn message(
+        &mut self,
+        pid: u32,
+        ts: u64,
+        msg_type: u8,
+        body_len: u32,
+        data: &[u8],
+        out: &mut Vec<Action>,
+    ) {
         let max = self.max_query_len;
         let conn = self.conns.entry(pid).or_default();
-        match m.msg_type {
+        match msg_type {
             b'Q' => {
-                let (text, cut) = cstr(&m.data);
-                let (text, truncated) = limit(text, cut || m.body_len as usize > max + 1, max);
+                let (text, cut) = cstr(data);
+                let (text, truncated) = limit(text, cut || body_len as usize > max + 1, max);
                 out.push(Action::Start {
-                    ts: m.ts,
+                    ts,
                     protocol: "simple",
                     text,
                     truncated,
                 });
             }
             b'P' => {
-                let (name, rest) = split_cstr(&m.data);
+                let (name, rest) = split_cstr(data);
                 let (query, cut) = cstr(rest);
                 let (query, truncated) = limit(query, cut, max);
                 conn.statements.insert(name.to_vec(), (query, truncated));
             }
             b'B' => {
-                let (portal, rest) = split_cstr(&m.data);
+                let (portal, rest) = split_cstr(data);
                 let (stmt, _) = split_cstr(rest);
                 conn.portals.insert(portal.to_vec(), stmt.to_vec());
             }
             b'E' => {
-                let (portal, _) = split_cstr(&m.data);
+                let (portal, _) = split_cstr(data);
                 let stmt = conn.portals.get(portal);
                 let (text, truncated) = match stmt.and_then(|s| conn.statements.get(s)) {
                     Some((t, cut)) => (t.clone(), *cut),
@@ -206,14 +216,14 @@ impl WireDecoder {
                     }
                 };
                 out.push(Action::Start {
-                    ts: m.ts,
+                    ts,
                     protocol: "extended",
                     text,
                     truncated,
                 });
             }
             b'C' => {
-                let (kind, name) = m.data.split_first().map_or((0, &[][..]), |(k, r)| (*k, r));
+                let (kind, name) = data.split_first().map_or((0, &[][..]), |(k, r)| (*k, r));
                 let (name, _) = split_cstr(name);
                 match kind {
                     b'S' => conn.statements.remove(name),
@@ -272,7 +282,13 @@ mod tests {
     }
 
     fn feed(d: &mut WireDecoder, ts: u64, e: (u16, u8, u32, Vec<u8>)) -> Vec<Action> {
-        d.feed(7, ts, e.0, e.1, e.2, &e.3)
+        raw(d, ts, e.0, e.1, e.2, &e.3)
+    }
+
+    fn raw(d: &mut WireDecoder, ts: u64, what: u16, t: u8, len: u32, data: &[u8]) -> Vec<Action> {
+        let mut out = Vec::new();
+        d.feed(7, ts, what, t, len, data, &mut out);
+        out
     }
 
     fn start(a: &[Action]) -> (&'static str, String, bool) {
@@ -298,7 +314,7 @@ mod tests {
         let mut d = WireDecoder::new(4096);
         let a = feed(&mut d, 10, msg(b'Q', b"SELECT 1;\0"));
         assert_eq!(start(&a), ("simple", "SELECT 1;".into(), false));
-        let a = d.feed(7, 20, WIRE_READY, b'I', 0, &[]);
+        let a = raw(&mut d, 20, WIRE_READY, b'I', 0, &[]);
         assert_eq!(
             a,
             vec![Action::Ready {
@@ -325,8 +341,8 @@ mod tests {
         // Rows sent before the error share its send.
         let mut sent = b"D\0\0\0\x06\0\x01\0\0".to_vec();
         sent.extend(error_response());
-        assert!(d.feed(7, 11, WIRE_ERROR_TAIL, 0, 0, &sent).is_empty());
-        let a = d.feed(7, 12, WIRE_READY, b'I', 0, &[]);
+        assert!(raw(&mut d, 11, WIRE_ERROR_TAIL, 0, 0, &sent).is_empty());
+        let a = raw(&mut d, 12, WIRE_READY, b'I', 0, &[]);
         assert_eq!(
             a,
             vec![Action::Ready {
@@ -336,7 +352,7 @@ mod tests {
         );
         // The next one is fine again.
         feed(&mut d, 13, msg(b'Q', b"SELECT 1;\0"));
-        let a = d.feed(7, 14, WIRE_READY, b'I', 0, &[]);
+        let a = raw(&mut d, 14, WIRE_READY, b'I', 0, &[]);
         assert_eq!(
             a,
             vec![Action::Ready {
@@ -386,13 +402,13 @@ mod tests {
     fn a_message_spanning_recv_calls_is_put_together() {
         let mut d = WireDecoder::new(4096);
         let body = b"SELECT 'a long one';\0";
-        let a = d.feed(7, 1, WIRE_MSG, b'Q', body.len() as u32, &body[..8]);
+        let a = raw(&mut d, 1, WIRE_MSG, b'Q', body.len() as u32, &body[..8]);
         assert!(a.is_empty());
-        let a = d.feed(7, 2, WIRE_CONT, 0, 0, &body[8..]);
+        let a = raw(&mut d, 2, WIRE_CONT, 0, 0, &body[8..]);
         assert_eq!(start(&a).1, "SELECT 'a long one';");
         // One that never completes is taken as it is at the next message.
-        d.feed(7, 3, WIRE_MSG, b'Q', 100, b"SELECT");
-        let a = d.feed(7, 4, WIRE_LOST, 2, 0, &[]);
+        raw(&mut d, 3, WIRE_MSG, b'Q', 100, b"SELECT");
+        let a = raw(&mut d, 4, WIRE_LOST, 2, 0, &[]);
         assert_eq!(start(&a), ("simple", "SELECT".into(), true));
         assert_eq!(d.lost, 1);
     }
@@ -401,16 +417,16 @@ mod tests {
     fn long_text_is_cut_at_the_limit() {
         let mut d = WireDecoder::new(8);
         // BPF copies max_query_len + 1 bytes of a longer body.
-        let a = d.feed(7, 1, WIRE_MSG, b'Q', 20, b"SELECT 123");
+        let a = raw(&mut d, 1, WIRE_MSG, b'Q', 20, b"SELECT 123");
         assert_eq!(start(&a), ("simple", "SELECT 1".into(), true));
-        let a = d.feed(7, 1, WIRE_MSG, b'Q', 9, b"SELECT 1\0");
+        let a = raw(&mut d, 1, WIRE_MSG, b'Q', 9, b"SELECT 1\0");
         assert_eq!(start(&a), ("simple", "SELECT 1".into(), false));
     }
 
     #[test]
     fn encrypted_connection_is_reported() {
         let mut d = WireDecoder::new(8);
-        assert_eq!(d.feed(7, 1, WIRE_TLS, 0, 0, &[]), vec![Action::Encrypted]);
+        assert_eq!(raw(&mut d, 1, WIRE_TLS, 0, 0, &[]), vec![Action::Encrypted]);
         assert_eq!(d.encrypted, 1);
     }
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use common::*;
 use dbflight_format::redact::redact_literals;
@@ -184,6 +184,88 @@ fn raw_tp_fork_following() {
 fn light_strategy_gives_the_same_statements() {
     pgbench_select_only("simple", "unknown", &["--strategy", "queries=light"]);
     pgbench_select_only("prepared", "unknown", &["--strategy", "queries=light"]);
+}
+
+/// With statements alone, each ReadyForQuery waits in BPF and travels with
+/// the thread's next message (one ring event per statement): the same rows.
+/// pgbench's last statement per connection ends through the exit path.
+#[test]
+fn statements_alone_carry_each_end_with_the_next_message() {
+    pgbench_select_only("simple", "simple", &["--events", "queries"]);
+    pgbench_select_only("prepared", "extended", &["--events", "queries"]);
+}
+
+/// The same with statements alone: an error, a session that exits, and one
+/// still idle when the recording stops (its last end is read from the map).
+#[test]
+fn statements_alone_end_at_errors_exits_and_the_stop() {
+    use std::io::Write;
+    let Some(bindir) = preflight("statements_alone_end_at_errors_exits_and_the_stop") else {
+        return;
+    };
+    let _serial = serial();
+    let pg = PgCluster::start(&bindir);
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = tmp.path().join("trace");
+    let rec = Recording::start(pg.postmaster_pid(), &trace, &["--events", "queries"]);
+    let mut idle = pg.client("psql");
+    idle.args(["-X", "-A", "-t", "-d", "postgres", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut idle = idle.spawn().expect("spawn psql");
+    let mut stdin = idle.stdin.take().unwrap();
+    let idle_after = |sql: &str| {
+        format!(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query = '{sql}' AND state = 'idle')"
+        )
+    };
+    for sql in [
+        "SELECT 21 AS idle_session;",
+        "SELECT 1/0;",
+        "SELECT pg_sleep(0.2) AS idle_session;",
+    ] {
+        writeln!(stdin, "{sql}").unwrap();
+        pg.wait_until(&idle_after(sql));
+    }
+    pg.psql("SELECT 23 AS exits");
+    // Stop while the session is connected and idle.
+    let t = rec.stop();
+    drop(stdin);
+    wait_within(idle, CLIENT_LIMIT, "the idle psql session");
+
+    let qs = queries(&t);
+    let rows: Vec<(&str, &str)> = qs
+        .iter()
+        .filter(|q| !q.text.starts_with("SELECT EXISTS"))
+        .map(|q| (q.text.as_str(), q.status.as_str()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("SELECT 21 AS idle_session;", "ok"),
+            ("SELECT 1/0;", "error"),
+            ("SELECT pg_sleep(0.2) AS idle_session;", "ok"),
+            ("SELECT 23 AS exits", "ok"),
+        ],
+        "{qs:#?}"
+    );
+    let slept = qs
+        .iter()
+        .find(|q| q.text.contains("pg_sleep"))
+        .and_then(|q| q.duration_ns)
+        .expect("the idle session's last statement has its end");
+    assert!(
+        (200_000_000..2_000_000_000).contains(&slept),
+        "pg_sleep(0.2) took {slept} ns"
+    );
+    let probe = &t.manifest.probes["queries"];
+    assert_eq!(probe.strategy, "wire");
+    assert!(
+        probe.detail.contains("one ring event per statement"),
+        "{}",
+        probe.detail
+    );
 }
 
 /// The wire strategy keeps its place in the message stream through COPY
@@ -459,6 +541,12 @@ fn wire_strategy_statuses_and_an_older_session() {
     );
     assert!(!qs.iter().any(|q| q.text.contains("xxxx")));
     assert_eq!(t.manifest.probes["queries"].strategy, "wire");
+    assert!(
+        !t.manifest.probes["queries"]
+            .detail
+            .contains("one ring event"),
+        "net and sched need each statement's end in order"
+    );
     assert_eq!(t.manifest.events["queries"].dropped, 0);
 }
 

@@ -168,13 +168,26 @@ struct query_start_event {
 	char text[QUERY_TEXT_CAP];
 };
 
+/* The fixed part of a wire event; ready_ts, when not 0, is a ReadyForQuery
+ * the thread sent before this message (status ready_status), folded into
+ * it to save a ring event per statement (wire_fold_ready). */
+#define WIRE_EVENT_HEAD \
+	struct event_header h; \
+	__u32 body_len; \
+	__u32 data_len; \
+	__u8 msg_type; \
+	__u8 ready_status; \
+	__u8 pad[6]; \
+	__u64 ready_ts;
+
 struct wire_event {
-	struct event_header h;
-	__u32 body_len;
-	__u32 data_len;
-	__u8 msg_type;
-	__u8 pad[7];
+	WIRE_EVENT_HEAD
 	char data[QUERY_TEXT_CAP];
+};
+
+/* A wire event without data: small enough for the stack. */
+struct wire_head {
+	WIRE_EVENT_HEAD
 };
 struct proc_event {
 	struct event_header h;

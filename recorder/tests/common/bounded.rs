@@ -120,7 +120,11 @@ fn collect(r: Reader) -> Vec<u8> {
 /// doing, thread by thread.
 pub fn describe_hang(pid: u32) -> String {
     let mut pids = vec![("the waited-for process".to_string(), pid)];
-    pids.extend(descendants(pid).into_iter().map(|p| ("its child".into(), p)));
+    pids.extend(
+        descendants(pid)
+            .into_iter()
+            .map(|p| ("its child".into(), p)),
+    );
     let watched = WATCHED.lock().unwrap_or_else(|e| e.into_inner()).clone();
     for (role, p) in watched {
         if !pids.iter().any(|(_, q)| *q == p) {
@@ -223,12 +227,12 @@ fn a_hung_command_fails_at_its_limit_saying_what_it_was_doing() {
         )
     })
     .expect_err("the limit panics");
-    let msg = err
-        .downcast_ref::<String>()
-        .cloned()
-        .unwrap_or_default();
+    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
-    assert!(msg.contains("a sleeping shell did not finish within 500ms"), "{msg}");
+    assert!(
+        msg.contains("a sleeping shell did not finish within 500ms"),
+        "{msg}"
+    );
     assert!(msg.contains("stdout: started"), "{msg}");
     // The thread's state and where it sleeps, from /proc.
     assert!(msg.contains("sleep 30") && msg.contains("state S"), "{msg}");
