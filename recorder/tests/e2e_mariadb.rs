@@ -220,8 +220,7 @@ impl Drop for MariaDb {
         let t0 = Instant::now();
         while self.child.try_wait().ok().flatten().is_none() {
             if t0.elapsed() > Duration::from_secs(20) {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
+                kill_and_reap(&mut self.child);
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));

@@ -58,6 +58,27 @@ pub fn run_for_at_most(cmd: &mut Command, limit: Duration) -> Option<ExitStatus>
     None
 }
 
+/// For `Drop`: kills `child` and reaps it if it dies within a few seconds,
+/// never blocking longer. A process stuck in the kernel (uninterruptible
+/// sleep) does not die at SIGKILL, and an unbounded `wait` there would hang
+/// the test with its failure message still unprinted (the harness prints a
+/// test's output when it ends).
+pub fn kill_and_reap(child: &mut Child) {
+    let _ = child.kill();
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(10) {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "process {} did not die at SIGKILL within 10 s:\n{}",
+        child.id(),
+        describe_hang(child.id())
+    );
+}
+
 /// Waits for a spawned `child` (its piped stdout and stderr read meanwhile)
 /// for at most `limit`; past it, describes every watched process and the
 /// child's process tree, kills the child and panics.
@@ -65,14 +86,20 @@ pub fn wait_within(mut child: Child, limit: Duration, what: &str) -> Output {
     let stdout = reader(child.stdout.take());
     let stderr = reader(child.stderr.take());
     let t0 = Instant::now();
+    let mut told = false;
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
-            Ok(None) if t0.elapsed() < limit => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) if t0.elapsed() < limit => {
+                if !told && t0.elapsed() > STILL_WAITING {
+                    told = true;
+                    still_waiting(what, child.id());
+                }
+                std::thread::sleep(Duration::from_millis(20))
+            }
             Ok(None) => {
                 let report = describe_hang(child.id());
-                let _ = child.kill();
-                let _ = child.wait();
+                kill_and_reap(&mut child);
                 let (out, err) = (collect(stdout), collect(stderr));
                 panic!(
                     "{what} did not finish within {limit:?}\nstdout: {}\nstderr: {}\n{report}",
@@ -88,6 +115,20 @@ pub fn wait_within(mut child: Child, limit: Duration, what: &str) -> Output {
         stdout: collect(stdout),
         stderr: collect(stderr),
     }
+}
+
+/// When a wait is worth a word before its limit.
+const STILL_WAITING: Duration = Duration::from_secs(30);
+
+/// Says on the real stderr, past the test harness's capture (which shows a
+/// test's output only when it ends), what a long wait is waiting for.
+fn still_waiting(what: &str, pid: u32) {
+    use std::io::Write;
+    let msg = format!(
+        "\n[e2e] still waiting for {what} after {STILL_WAITING:?}\n{}",
+        describe_hang(pid)
+    );
+    let _ = std::io::stderr().lock().write_all(msg.as_bytes());
 }
 
 type Reader = Option<JoinHandle<Vec<u8>>>;

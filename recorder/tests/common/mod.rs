@@ -260,8 +260,7 @@ impl Drop for Recording {
     /// A test that fails before `stop` must not leave a recorder running.
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+            kill_and_reap(&mut c);
         }
     }
 }
