@@ -455,6 +455,10 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
         .collect();
     let how = how.join(", ");
 
+    // From the first file on, Ctrl-C and SIGTERM ask for a clean stop (the
+    // loop below then ends at once): the manifest appears now, and a signal
+    // right after it must not kill the recorder with the trace half-made.
+    signals::install()?;
     let writer = TraceWriter::create(&args.output, manifest, std::process::id() as i32)
         .with_context(|| {
             format!(
@@ -514,7 +518,6 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
             .spawn(move || pipeline::write(sink, rx, drops, lost))?
     };
 
-    signals::install()?;
     log::info!(
         "recording {label} (pid {root}) into {}: {how} ({} uprobes)",
         args.output.display(),

@@ -625,6 +625,43 @@ fn statuses_truncation_and_manifest() {
     }
 }
 
+/// Ctrl-C stops cleanly; a second one while stopping exits at once, and the
+/// manifest then says the trace is not complete.
+#[test]
+fn a_second_ctrl_c_exits_at_once() {
+    let Some(bindir) = preflight("a_second_ctrl_c_exits_at_once") else {
+        return;
+    };
+    let _serial = serial();
+    let pg = PgCluster::start(&bindir);
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = tmp.path().join("trace");
+    let mut rec = Recording::start(pg.postmaster_pid(), &trace, &["--events", "queries"]);
+    let child = rec.child.take().expect("running");
+    let pid = child.id() as i32;
+    // SAFETY: signals to a pid we spawned. Two different ones, so the kernel
+    // cannot merge them while the first is pending; the second comes while
+    // the stop the first asked for has hardly begun.
+    unsafe {
+        libc::kill(pid, libc::SIGINT);
+        libc::kill(pid, libc::SIGTERM);
+    }
+    let out = wait_within(
+        child,
+        CLIENT_LIMIT,
+        "dbflight-record after SIGINT and SIGTERM",
+    );
+    assert!(
+        matches!(out.status.code(), Some(130 | 143)),
+        "exits at the second signal, 128 + its number: {out:?}"
+    );
+    let m = dbflight_format::Manifest::read(&trace).expect("the manifest of the start");
+    assert!(
+        !m.complete,
+        "an interrupted stop leaves the trace incomplete"
+    );
+}
+
 #[test]
 fn clear_errors_for_bad_targets() {
     let Some(bindir) = preflight("clear_errors_for_bad_targets") else {
