@@ -827,24 +827,20 @@ mod tests {
         s.finish(1_000, [0; 8]).unwrap();
         let t = TraceFiles::open(&dir).unwrap();
         let b = &t.read_table(Table::Queries).unwrap()[0];
-        let col = |name: &str| b.column_by_name(name).unwrap().clone();
-        let texts = arrow::compute::cast(&col("query"), &arrow::datatypes::DataType::Utf8).unwrap();
-        let texts = texts
-            .as_any()
-            .downcast_ref::<arrow::array::StringArray>()
-            .unwrap();
-        let ends =
-            arrow::compute::cast(&col("end_ts"), &arrow::datatypes::DataType::Int64).unwrap();
-        let ends = ends
-            .as_any()
-            .downcast_ref::<arrow::array::Int64Array>()
-            .unwrap();
-        let status =
-            arrow::compute::cast(&col("status"), &arrow::datatypes::DataType::Utf8).unwrap();
-        let status = status
-            .as_any()
-            .downcast_ref::<arrow::array::StringArray>()
-            .unwrap();
+        let cast = |name: &str, to: arrow::datatypes::DataType| {
+            arrow::compute::cast(b.column_by_name(name).unwrap(), &to).unwrap()
+        };
+        let (texts, ends, status) = (
+            cast("query", arrow::datatypes::DataType::Utf8),
+            cast("end_ts", arrow::datatypes::DataType::Int64),
+            cast("status", arrow::datatypes::DataType::Utf8),
+        );
+        use arrow::array::AsArray;
+        let (texts, ends, status) = (
+            texts.as_string::<i32>(),
+            ends.as_primitive::<arrow::datatypes::Int64Type>(),
+            status.as_string::<i32>(),
+        );
         let rows: Vec<(&str, Option<i64>, &str)> = (0..b.num_rows())
             .map(|i| {
                 (

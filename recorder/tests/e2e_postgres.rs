@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::*;
 use dbflight_format::redact::redact_literals;
@@ -199,7 +199,6 @@ fn statements_alone_carry_each_end_with_the_next_message() {
 /// still idle when the recording stops (its last end is read from the map).
 #[test]
 fn statements_alone_end_at_errors_exits_and_the_stop() {
-    use std::io::Write;
     let Some(bindir) = preflight("statements_alone_end_at_errors_exits_and_the_stop") else {
         return;
     };
@@ -208,25 +207,13 @@ fn statements_alone_end_at_errors_exits_and_the_stop() {
     let tmp = tempfile::tempdir().unwrap();
     let trace = tmp.path().join("trace");
     let rec = Recording::start(pg.postmaster_pid(), &trace, &["--events", "queries"]);
-    let mut idle = pg.client("psql");
-    idle.args(["-X", "-A", "-t", "-d", "postgres", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut idle = idle.spawn().expect("spawn psql");
-    let mut stdin = idle.stdin.take().unwrap();
-    let idle_after = |sql: &str| {
-        format!(
-            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query = '{sql}' AND state = 'idle')"
-        )
-    };
+    let (idle, mut stdin) = pg.psql_session();
     for sql in [
         "SELECT 21 AS idle_session;",
         "SELECT 1/0;",
         "SELECT pg_sleep(0.2) AS idle_session;",
     ] {
-        writeln!(stdin, "{sql}").unwrap();
-        pg.wait_until(&idle_after(sql));
+        pg.run_in_session(&mut stdin, sql);
     }
     pg.psql("SELECT 23 AS exits");
     // Stop while the session is connected and idle.
@@ -462,7 +449,6 @@ fn wire_strategy_hands_encrypted_connections_to_probes() {
 /// redaction, and a session that connected before the recording began.
 #[test]
 fn wire_strategy_statuses_and_an_older_session() {
-    use std::io::Write;
     let Some(bindir) = preflight("wire_strategy_statuses_and_an_older_session") else {
         return;
     };
@@ -472,34 +458,21 @@ fn wire_strategy_statuses_and_an_older_session() {
     let trace = tmp.path().join("trace");
 
     // A session already connected and idle when the recording starts.
-    let mut old = pg.client("psql");
-    old.args(["-X", "-A", "-t", "-d", "postgres", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null());
-    let mut old = old.spawn().expect("spawn psql");
-    let mut stdin = old.stdin.take().unwrap();
-    let idle_after = |sql: &str| {
-        format!(
-            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query = '{sql}' AND state = 'idle')"
-        )
-    };
-    writeln!(stdin, "SELECT 10 AS old_session;").unwrap();
-    pg.wait_until(&idle_after("SELECT 10 AS old_session;"));
+    let (old, mut stdin) = pg.psql_session();
+    pg.run_in_session(&mut stdin, "SELECT 10 AS old_session;");
 
     let rec = Recording::start(
         pg.postmaster_pid(),
         &trace,
         &["--max-query-len", "40", "--redact-literals"],
     );
-    writeln!(stdin, "SELECT 11 AS old_session;").unwrap();
-    pg.wait_until(&idle_after("SELECT 11 AS old_session;"));
+    pg.run_in_session(&mut stdin, "SELECT 11 AS old_session;");
     pg.psql("SELECT 1");
     let err = pg.psql_fails("SELECT 1/0");
     assert!(err.contains("division by zero"));
     let long = format!("SELECT '{}' AS secret_value", "x".repeat(100));
     pg.psql(&long);
-    writeln!(stdin, "SELECT 12 AS old_session;").unwrap();
-    pg.wait_until(&idle_after("SELECT 12 AS old_session;"));
+    pg.run_in_session(&mut stdin, "SELECT 12 AS old_session;");
     drop(stdin);
     wait_within(old, CLIENT_LIMIT, "the old psql session");
     let t = rec.stop();

@@ -495,6 +495,29 @@ impl PgCluster {
             .expect("spawn psql")
     }
 
+    /// A psql session reading statements from the returned stdin, its
+    /// output discarded; it ends when stdin is dropped.
+    pub fn psql_session(&self) -> (Child, std::process::ChildStdin) {
+        let mut c = self.client("psql");
+        c.args(["-X", "-A", "-t", "-d", "postgres", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = c.spawn().expect("spawn psql");
+        let stdin = child.stdin.take().expect("psql's stdin");
+        (child, stdin)
+    }
+
+    /// Sends `sql` to a [`psql_session`](Self::psql_session) and waits until
+    /// its backend ran it and is idle again.
+    pub fn run_in_session(&self, stdin: &mut std::process::ChildStdin, sql: &str) {
+        use std::io::Write;
+        writeln!(stdin, "{sql}").expect("write to psql");
+        self.wait_until(&format!(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query = '{sql}' AND state = 'idle')"
+        ));
+    }
+
     /// Waits until `sql` (a boolean query) answers `t`, for up to 10 s.
     pub fn wait_until(&self, sql: &str) {
         let t0 = Instant::now();
