@@ -532,9 +532,13 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
     let started = Instant::now();
     let mut status = StatusLine::new(!args.quiet);
     let mut encrypted_probes = None;
+    let mut idle_ends = IdleEnds::default();
     while !signals::stop_requested() && args.duration.is_none_or(|d| started.elapsed() < d) {
         if writer.is_finished() {
             break; // the writer failed; its error is reported below
+        }
+        if wire && fold_ready {
+            idle_ends.sweep(&rec, &late_tx);
         }
         // Waits 100 ms, or less when a backend turns out encrypted.
         if let Ok(pid) = encrypted_rx.recv_timeout(Duration::from_millis(100))
@@ -557,16 +561,8 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
         .map_err(|_| anyhow::anyhow!("the ring-buffer drain thread panicked"))?;
     if wire && fold_ready {
         // Statements that ended while their session then sat idle: their
-        // ReadyForQuery still waits in the map. A backend is one thread.
-        let mut chunk = pipeline::Chunk::new();
-        for (tid, ts, status) in rec.waiting_readies()? {
-            let record = crate::events::wire_ready_record(tid, tid, ts, status);
-            chunk.extend_from_slice(&(record.len() as u32).to_ne_bytes());
-            chunk.extend_from_slice(&record);
-        }
-        if !chunk.is_empty() {
-            let _ = late_tx.send(chunk);
-        }
+        // ReadyForQuery still waits in the map.
+        idle_ends.send(rec.waiting_readies()?, 0, &late_tx);
     }
     drop(late_tx);
     let manifest = writer
@@ -592,6 +588,63 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The ends of statements whose session sat idle after them: with
+/// `wire_fold_ready` their ReadyForQuery waits in BPF for the session's next
+/// message, which may not come for a long time (a pooled connection). Once
+/// a second they are read from the map and handed to the writer, each once;
+/// the same end arriving again later (with the next message, at exit) finds
+/// its statement over, and one read just before a new statement began ends
+/// nothing (the sink checks the order).
+#[derive(Default)]
+struct IdleEnds {
+    sent: rustc_hash::FxHashMap<u32, u64>,
+    last: Option<Instant>,
+}
+
+impl IdleEnds {
+    /// Idle for this long before its end is taken from the map.
+    const AFTER: Duration = Duration::from_secs(1);
+
+    fn sweep(&mut self, rec: &Recorder, tx: &mpsc::SyncSender<pipeline::Chunk>) {
+        if self.last.is_some_and(|t| t.elapsed() < Self::AFTER) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        match rec.waiting_readies() {
+            Ok(ends) => self.send(ends, Self::AFTER.as_nanos() as u64, tx),
+            Err(e) => log::debug!("cannot read the waiting statement ends: {e:#}"),
+        }
+    }
+
+    /// Sends the ends at least `age_ns` old not sent before. A backend is
+    /// one thread: its tid is its pid.
+    fn send(
+        &mut self,
+        ends: Vec<(u32, u64, u8)>,
+        age_ns: u64,
+        tx: &mpsc::SyncSender<pipeline::Chunk>,
+    ) {
+        let now = pipeline::monotonic_ns();
+        let mut chunk = pipeline::Chunk::new();
+        for (tid, ts, status) in ends {
+            if now.saturating_sub(ts) < age_ns || self.sent.get(&tid) == Some(&ts) {
+                continue;
+            }
+            self.sent.insert(tid, ts);
+            let record = crate::events::wire_ready_record(tid, tid, ts, status);
+            chunk.extend_from_slice(&(record.len() as u32).to_ne_bytes());
+            chunk.extend_from_slice(&record);
+        }
+        // Forget threads that are gone (the map dropped them at exit).
+        if self.sent.len() > 4096 {
+            self.sent.clear();
+        }
+        if !chunk.is_empty() {
+            let _ = tx.try_send(chunk);
+        }
+    }
 }
 
 /// Keeps freed memory in the process instead of returning it to the kernel:

@@ -454,6 +454,11 @@ impl Sink {
                         .start(pid, tid, ts, None, protocol, text, truncated);
                 }
             }
+            // A ReadyForQuery read from the map (the recorder's sweep of
+            // idle sessions) can reach here after the session's next
+            // statement began: it does not end that one.
+            WireAction::Ready { ts, .. }
+                if self.assembler.open_since(pid).is_some_and(|s| s > ts) => {}
             WireAction::Ready { ts, error } => {
                 let Some(queued) = self.wire_queued.remove(&pid) else {
                     // Nothing pipelined (the common case): no list to build.
@@ -815,6 +820,9 @@ mod tests {
             query(pid, 100, "SELECT 1", None),
             // SELECT 1 ended at 150; its end came with the next message.
             query(pid, 400, "SELECT 2", Some((150, b'I'))),
+            // The same end read from the map by the idle sweep, arriving
+            // after SELECT 2 began: it ends nothing.
+            crate::events::wire_ready_record(pid, pid, 150, b'I'),
             // SELECT 2 ended at 420 and the session sat idle: the end was
             // read from the map when the recording stopped.
             crate::events::wire_ready_record(pid, pid, 420, b'I'),

@@ -292,6 +292,11 @@ impl Assembler {
         self.open.contains_key(&pid)
     }
 
+    /// When the open statement of `pid` started, if one is.
+    pub fn open_since(&self, pid: u32) -> Option<u64> {
+        self.open.get(&pid).map(|o| o.stmt.start_ts)
+    }
+
     pub fn open_count(&self) -> usize {
         self.open.len()
     }

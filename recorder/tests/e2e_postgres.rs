@@ -6,6 +6,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::process::Command;
+use std::time::Duration;
 
 use common::*;
 use dbflight_format::redact::redact_literals;
@@ -206,7 +207,11 @@ fn statements_alone_end_at_errors_exits_and_the_stop() {
     let pg = PgCluster::start(&bindir);
     let tmp = tempfile::tempdir().unwrap();
     let trace = tmp.path().join("trace");
-    let rec = Recording::start(pg.postmaster_pid(), &trace, &["--events", "queries"]);
+    let rec = Recording::start(
+        pg.postmaster_pid(),
+        &trace,
+        &["--events", "queries", "--segment", "1s"],
+    );
     let (idle, mut stdin) = pg.psql_session();
     for sql in [
         "SELECT 21 AS idle_session;",
@@ -216,15 +221,24 @@ fn statements_alone_end_at_errors_exits_and_the_stop() {
         pg.run_in_session(&mut stdin, sql);
     }
     pg.psql("SELECT 23 AS exits");
-    // Stop while the session is connected and idle.
+    // Idle for a while, then stop while the session is still connected.
+    std::thread::sleep(Duration::from_secs(4));
     let t = rec.stop();
     drop(stdin);
     wait_within(idle, CLIENT_LIMIT, "the idle psql session");
 
-    let qs = queries(&t);
+    let mut qs = queries(&t);
+    // Rows are in time order within a segment; a statement is written in
+    // the segment open when its end became known.
+    qs.sort_by_key(|q| (q.pid, q.seq));
+    let session = qs
+        .iter()
+        .find(|q| q.text == "SELECT 21 AS idle_session;")
+        .expect("the session's first statement")
+        .pid;
     let rows: Vec<(&str, &str)> = qs
         .iter()
-        .filter(|q| !q.text.starts_with("SELECT EXISTS"))
+        .filter(|q| q.pid == session || q.text == "SELECT 23 AS exits")
         .map(|q| (q.text.as_str(), q.status.as_str()))
         .collect();
     assert_eq!(
@@ -246,6 +260,18 @@ fn statements_alone_end_at_errors_exits_and_the_stop() {
         (200_000_000..2_000_000_000).contains(&slept),
         "pg_sleep(0.2) took {slept} ns"
     );
+    // The idle session's last end was read from the map while it sat idle
+    // (once a second), not left for the stop: the segments of the last
+    // seconds, after it, hold no statement.
+    let segments = &t.manifest.segments;
+    let late: u64 = segments
+        .iter()
+        .rev()
+        .take(2)
+        .map(|s| s.files.get("queries").map_or(0, |f| f.rows))
+        .sum();
+    assert!(segments.len() >= 4, "{} segments", segments.len());
+    assert_eq!(late, 0, "rows written in the last 2 s: {segments:#?}");
     let probe = &t.manifest.probes["queries"];
     assert_eq!(probe.strategy, "wire");
     assert!(
