@@ -5,6 +5,11 @@
 --
 --   dbflight sql TRACE -f queries/deadlocks.sql
 --
+-- The joins are written small side first, and dbflight runs this file
+-- with DataFusion's join reordering off: it cannot know how few rows the
+-- event filters keep and would build its hash tables on queries. By
+-- hand, put `SET datafusion.optimizer.join_reordering = false;` before it.
+--
 -- Everything starts from the deadlock rows, so a trace without any reads
 -- the locks table only to find none: the small side of each join comes
 -- first, and events are compared as they are stored (dictionaries).

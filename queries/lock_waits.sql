@@ -3,6 +3,11 @@
 --
 --   dbflight sql TRACE -f queries/lock_waits.sql
 --
+-- The joins are written small side first, and dbflight runs this file
+-- with DataFusion's join reordering off: it cannot know how few rows the
+-- event filters keep and would build its hash tables on queries. By
+-- hand, put `SET datafusion.optimizer.join_reordering = false;` before it.
+--
 -- A wait is a wait_end row of the locks table (it began wait_ns before),
 -- or a wait_start that never ended: its session was chosen as the victim
 -- of a deadlock or cancelled (it ends at the session's release_all), or it

@@ -3,6 +3,9 @@
 //! with `dbflight sql TRACE -f queries/NAME.sql`. Every file reads the
 //! tables of a trace and dbflight's functions only, and returns one result.
 
+use datafusion::error::Result;
+use datafusion::prelude::{DataFrame, SessionContext};
+
 /// Recording time, servers, sessions, statements, errors, lock waits, and
 /// events written and dropped per table, as (item, value) rows.
 pub const OVERVIEW: &str = include_str!("../../queries/overview.sql");
@@ -39,6 +42,26 @@ pub const PLAN_SHAPES: &str = include_str!("../../queries/plan_shapes.sql");
 /// Events of every table in time order: `dbflight timeline`.
 pub const TIMELINE: &str = include_str!("../../queries/timeline.sql");
 
+/// Files whose joins are written small side first and run as written:
+/// DataFusion estimates their waits at billions of rows (it cannot know how
+/// few rows the event filters keep) and would otherwise build its hash
+/// tables on `queries`, 10 M rows with their text, for a few thousand
+/// lookups. By hand, `SET datafusion.optimizer.join_reordering = false;`
+/// before the file does the same. The results do not change.
+const RUN_AS_WRITTEN: [&str; 2] = [LOCK_WAITS, DEADLOCKS];
+
+/// Plans one of these files (or any SQL) as the report and the commands run
+/// it: with DataFusion's join reordering off for [`RUN_AS_WRITTEN`].
+pub async fn plan(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
+    if !RUN_AS_WRITTEN.contains(&sql) {
+        return ctx.sql(sql).await;
+    }
+    let mut state = ctx.state();
+    state.config_mut().options_mut().optimizer.join_reordering = false;
+    let plan = state.create_logical_plan(sql).await?;
+    Ok(DataFrame::new(state, plan))
+}
+
 /// Every embedded file by its name in `queries/`.
 #[cfg(test)]
 pub const ALL: [(&str, &str); 11] = [
@@ -74,6 +97,28 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    /// The lock files run with join reordering off, the others as the session says.
+    #[test]
+    fn lock_files_run_as_written() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/locks-pg15");
+        let trace = dbflight_format::reader::TraceFiles::open(std::path::Path::new(dir)).unwrap();
+        let ctx = crate::session::session_for(&trace).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for (name, sql) in ALL {
+            let df = rt.block_on(plan(&ctx, sql)).unwrap();
+            let reorders = df
+                .task_ctx()
+                .session_config()
+                .options()
+                .optimizer
+                .join_reordering;
+            assert_eq!(reorders, !RUN_AS_WRITTEN.contains(&sql), "{name}");
+        }
+        assert!(ctx.state().config().options().optimizer.join_reordering);
     }
 
     /// Every file of `queries/` is embedded.

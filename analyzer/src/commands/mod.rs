@@ -101,7 +101,7 @@ pub async fn restrict_queries(ctx: &SessionContext, predicate: &str) -> Result<(
 
 /// Runs one statement and collects its result, with `what` in the error.
 pub async fn collect(ctx: &SessionContext, sql: &str, what: &str) -> Result<Vec<RecordBatch>> {
-    let run = async { ctx.sql(sql).await?.collect().await };
+    let run = async { crate::queries::plan(ctx, sql).await?.collect().await };
     run.await
         .map_err(|e| anyhow!("cannot compute the {what}: {e}"))
 }

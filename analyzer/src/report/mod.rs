@@ -201,7 +201,7 @@ pub async fn build(
         progress.set(&format!("report: {}", def.title));
         let what = format!("section {} (queries/{}.sql)", def.title, def.id);
         let fail = |e| anyhow::anyhow!("cannot compute the {what}: {e}");
-        let df = ctx.sql(def.sql).await.map_err(fail)?;
+        let df = queries::plan(ctx, def.sql).await.map_err(fail)?;
         let schema: SchemaRef = Arc::clone(df.schema().inner());
         let batches = df.collect().await.map_err(fail)?;
         if def.id == "lock_waits" {
