@@ -562,7 +562,8 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
     if wire && fold_ready {
         // Statements that ended while their session then sat idle: their
         // ReadyForQuery still waits in the map.
-        idle_ends.send(rec.waiting_readies()?, 0, &late_tx);
+        idle_ends.sent.clear(); // all of them: one sent twice ends nothing
+        idle_ends.send(rec.waiting_readies()?, 0, &late_tx, true);
     }
     drop(late_tx);
     let manifest = writer
@@ -613,26 +614,28 @@ impl IdleEnds {
         }
         self.last = Some(Instant::now());
         match rec.waiting_readies() {
-            Ok(ends) => self.send(ends, Self::AFTER.as_nanos() as u64, tx),
+            Ok(ends) => self.send(ends, Self::AFTER.as_nanos() as u64, tx, false),
             Err(e) => log::debug!("cannot read the waiting statement ends: {e:#}"),
         }
     }
 
-    /// Sends the ends at least `age_ns` old not sent before. A backend is
-    /// one thread: its tid is its pid.
+    /// Sends the ends at least `age_ns` old not sent before (`last`: at the
+    /// stop, waiting for room). A backend is one thread: its tid is its pid.
     fn send(
         &mut self,
         ends: Vec<(u32, u64, u8)>,
         age_ns: u64,
         tx: &mpsc::SyncSender<pipeline::Chunk>,
+        last: bool,
     ) {
         let now = pipeline::monotonic_ns();
         let mut chunk = pipeline::Chunk::new();
+        let mut sending = Vec::new();
         for (tid, ts, status) in ends {
             if now.saturating_sub(ts) < age_ns || self.sent.get(&tid) == Some(&ts) {
                 continue;
             }
-            self.sent.insert(tid, ts);
+            sending.push((tid, ts));
             let record = crate::events::wire_ready_record(tid, tid, ts, status);
             chunk.extend_from_slice(&(record.len() as u32).to_ne_bytes());
             chunk.extend_from_slice(&record);
@@ -641,8 +644,15 @@ impl IdleEnds {
         if self.sent.len() > 4096 {
             self.sent.clear();
         }
-        if !chunk.is_empty() {
-            let _ = tx.try_send(chunk);
+        // A full channel (the writer behind): the next sweep tries again;
+        // the last one, at the stop, waits for room.
+        let sent = match (chunk.is_empty(), last) {
+            (true, _) => false,
+            (false, true) => tx.send(chunk).is_ok(),
+            (false, false) => tx.try_send(chunk).is_ok(),
+        };
+        if sent {
+            self.sent.extend(sending);
         }
     }
 }
