@@ -10,7 +10,7 @@ use aya::programs::{
 use aya::{Btf, Ebpf, EbpfLoader};
 use dbflight_format::manifest::ProbeInfo;
 
-use crate::events::{DROP_KINDS, MAX_PROBE_SPECS, PlanLayout};
+use crate::events::{DROP_KINDS, MAX_PROBE_SPECS, PlanLayout, WireState};
 use crate::probe_plan::ProbePlan;
 use crate::uprobe::{self, UprobeLink, UprobePmu};
 
@@ -34,7 +34,7 @@ impl Recorder {
     /// only when nothing else recorded is assigned to statements).
     pub fn load(max_query_len: u32, wire: bool, fold_ready: bool) -> Result<Self> {
         let wire_on = u8::from(wire);
-        let fold = u8::from(wire && fold_ready);
+        let fold = u8::from(fold_ready);
         let ebpf = EbpfLoader::new()
             .set_global("max_query_len", &max_query_len, true)
             .set_global("wire_on", &wire_on, true)
@@ -473,22 +473,3 @@ fn ensure_tracefs() -> Result<()> {
     }
     Ok(())
 }
-
-/// `struct wire_state` (wire_state.bpf.h), read at the end of a recording.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-struct WireState {
-    skip: u32,
-    want: u32,
-    phase: u8,
-    hdr_have: u8,
-    titled: u8,
-    hdr: [u8; 8],
-    ready_status: u8,
-    pad: [u8; 4],
-    ready_ts: u64,
-}
-const _: () = assert!(size_of::<WireState>() == 32);
-
-// SAFETY: plain-old-data, explicit padding, valid for any bit pattern.
-unsafe impl aya::Pod for WireState {}

@@ -134,6 +134,27 @@ pub struct WireHead {
 pub const WIRE_DATA_OFFSET: usize = 48;
 const _: () = assert!(size_of::<WireHead>() == WIRE_DATA_OFFSET);
 
+/// `struct wire_state` (wire_state.bpf.h), a value of the `wire_states` map:
+/// read for the ReadyForQuery times waiting in it.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct WireState {
+    pub skip: u32,
+    pub want: u32,
+    pub phase: u8,
+    pub hdr_have: u8,
+    pub titled: u8,
+    pub hdr: [u8; 8],
+    pub ready_status: u8,
+    pub pad: [u8; 4],
+    pub ready_ts: u64,
+}
+const _: () = assert!(size_of::<WireState>() == 32);
+
+// SAFETY: plain-old-data, explicit padding, valid for any bit pattern.
+#[cfg(target_os = "linux")]
+unsafe impl aya::Pod for WireState {}
+
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct ProcEvent {
@@ -460,10 +481,18 @@ pub fn drop_kind_of(kind: u16) -> u32 {
     }
 }
 
-/// Reads a `T` from the front of `buf`, if it is long enough.
-/// The ring record of a ReadyForQuery read from the BPF map instead of
-/// the ring (it was waiting for the thread's next message when the
-/// recording stopped).
+/// The bytes of a wire event as BPF writes them: `w`, then `data`.
+pub fn encode_wire(w: &WireHead, data: &[u8]) -> Vec<u8> {
+    // SAFETY: the bytes of a repr(C) POD value without padding holes.
+    let head = unsafe {
+        std::slice::from_raw_parts((w as *const WireHead).cast::<u8>(), size_of::<WireHead>())
+    };
+    [head, data].concat()
+}
+
+/// The ring record of a ReadyForQuery read from the BPF map instead of the
+/// ring: it was waiting for its thread's next message when the recorder's
+/// sweep of idle sessions, or the stop, came.
 pub fn wire_ready_record(pid: u32, tid: u32, ts: u64, status: u8) -> Vec<u8> {
     let w = WireHead {
         h: EventHeader {
@@ -481,13 +510,10 @@ pub fn wire_ready_record(pid: u32, tid: u32, ts: u64, status: u8) -> Vec<u8> {
         pad: [0; 6],
         ready_ts: 0,
     };
-    // SAFETY: the bytes of a repr(C) POD value without padding holes.
-    unsafe {
-        std::slice::from_raw_parts((&w as *const WireHead).cast::<u8>(), size_of::<WireHead>())
-    }
-    .to_vec()
+    encode_wire(&w, &[])
 }
 
+/// Reads a `T` from the front of `buf`, if it is long enough.
 fn read<T: Copy>(buf: &[u8]) -> Option<T> {
     (buf.len() >= size_of::<T>()).then(|| {
         // SAFETY: length checked; T is a repr(C) POD valid for any bytes;

@@ -383,9 +383,10 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
     let wire = uprobe_plans
         .iter()
         .any(|(kind, _, p)| *kind == "queries" && p.strategy == "wire");
-    // Statements alone: their ends can wait for the next message (one ring
-    // event per statement); other kinds need them in order.
-    let fold_ready = !(kinds.plans || kinds.locks || kinds.lwlocks || kinds.net || kinds.sched);
+    // Statements alone from the wire: their ends can wait for the next
+    // message (one ring event per statement); other kinds need them in order.
+    let fold_ready =
+        wire && !(kinds.plans || kinds.locks || kinds.lwlocks || kinds.net || kinds.sched);
     let mut rec = Recorder::load(args.max_query_len, wire, fold_ready)?;
     // Seed the traced set with the postmaster before following forks, then
     // add its existing children: a fork in between is caught either way.
@@ -503,7 +504,8 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let lost = Arc::new(UserDrops::default());
     let (tx, rx) = mpsc::sync_channel(64);
-    // For what the map holds at the end, after the drain's last pass.
+    // For statement ends read from the BPF map (IdleEnds), while recording
+    // and after the drain's last pass.
     let late_tx = tx.clone();
     let drain = {
         let (stop, lost) = (Arc::clone(&stop), Arc::clone(&lost));
@@ -537,7 +539,7 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
         if writer.is_finished() {
             break; // the writer failed; its error is reported below
         }
-        if wire && fold_ready {
+        if fold_ready {
             idle_ends.sweep(&rec, &late_tx);
         }
         // Waits 100 ms, or less when a backend turns out encrypted.
@@ -559,7 +561,7 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
     drain
         .join()
         .map_err(|_| anyhow::anyhow!("the ring-buffer drain thread panicked"))?;
-    if wire && fold_ready {
+    if fold_ready {
         // Statements that ended while their session then sat idle: their
         // ReadyForQuery still waits in the map.
         idle_ends.sent.clear(); // all of them: one sent twice ends nothing

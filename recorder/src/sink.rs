@@ -792,21 +792,26 @@ mod tests {
     /// A `Q` message as the wire strategy sees it, maybe carrying the
     /// ReadyForQuery that ended the thread's last statement.
     fn query(pid: u32, ts: u64, text: &str, ready_before: Option<(u64, u8)>) -> Vec<u8> {
-        let mut body = text.as_bytes().to_vec();
-        body.push(0);
-        let mut rec = crate::events::wire_ready_record(pid, pid, ts, 0);
-        let head =
-            |rec: &mut Vec<u8>, at: usize, v: &[u8]| rec[at..at + v.len()].copy_from_slice(v);
-        head(&mut rec, 18, &crate::events::WIRE_MSG.to_ne_bytes());
-        head(&mut rec, 24, &(body.len() as u32).to_ne_bytes());
-        head(&mut rec, 28, &(body.len() as u32).to_ne_bytes());
-        head(&mut rec, 32, b"Q");
-        if let Some((ts, status)) = ready_before {
-            head(&mut rec, 33, &[status]);
-            head(&mut rec, 40, &ts.to_ne_bytes());
-        }
-        rec.extend_from_slice(&body);
-        rec
+        use crate::events::{EV_WIRE, EventHeader, WIRE_MSG, WireHead, encode_wire};
+        let body = [text.as_bytes(), b"\0"].concat();
+        let (ready_ts, ready_status) = ready_before.unwrap_or_default();
+        let w = WireHead {
+            h: EventHeader {
+                ts,
+                pid,
+                tid: pid,
+                kind: EV_WIRE,
+                flags: WIRE_MSG,
+                cpu: 0,
+            },
+            body_len: body.len() as u32,
+            data_len: body.len() as u32,
+            msg_type: b'Q',
+            ready_status,
+            pad: [0; 6],
+            ready_ts,
+        };
+        encode_wire(&w, &body)
     }
 
     #[test]

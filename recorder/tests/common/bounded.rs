@@ -32,11 +32,6 @@ pub fn output_within(cmd: &mut Command, limit: Duration, what: &str) -> Output {
     wait_within(child, limit, what)
 }
 
-/// `Command::status` with a limit; output goes nowhere.
-pub fn status_within(cmd: &mut Command, limit: Duration, what: &str) -> ExitStatus {
-    output_within(cmd, limit, what).status
-}
-
 /// For clean-ups in `Drop`: runs `cmd` silently for at most `limit`, then
 /// kills it; never panics. None when it could not start or was killed.
 pub fn run_for_at_most(cmd: &mut Command, limit: Duration) -> Option<ExitStatus> {
