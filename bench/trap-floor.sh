@@ -40,18 +40,23 @@ for p in $PROBES; do
   i=$((i + 1))
 done
 echo 0 > $T/tracing_on
-tps() { pgb -n $PGBENCH_ARGS -c 4 -j 2 -T "$SECS" 2>/dev/null | awk '/^tps = / {print $3}'; }
+# "TPS TRANSACTIONS" of one window.
+run() { pgb -n $PGBENCH_ARGS -c 4 -j 2 -T "$SECS" 2>/dev/null |
+  awk '/actually processed:/ {n = $NF} /^tps = / {t = $3} END {print t, n}'; }
+hits() { awk -v b="$bin" '$1 == b && $2 ~ /^p[0-9]+$/ {s += $3} END {print s + 0}' $T/uprobe_profile; }
 echo "probes: $PROBES; pgbench $PGBENCH_ARGS -c 4 -j 2, $PAIRS pairs of ${SECS} s"
 ratios=()
+hit_total=0 tx_total=0
 for n in $(seq "$PAIRS"); do
-  without=$(tps)
+  read -r without _ < <(run)
   echo 1 > $T/events/dbflight_floor/enable
-  with=$(tps)
-  hits=$(cat $T/uprobe_profile | awk '/dbflight_floor/ {s += $3} END {print s + 0}')
+  read -r with tx < <(run)
+  hit_total=$(hits) # cumulative over the windows
+  tx_total=$((tx_total + tx))
   echo 0 > $T/events/dbflight_floor/enable
   r=$(echo "$with / $without" | bc -l)
   ratios+=("$r")
   printf 'pair %d: without %.0f TPS, with %.0f TPS, ratio %.3f\n' "$n" "$without" "$with" "$r"
 done
-printf 'hits so far (uprobe_profile): %s\n' "$hits"
+printf 'hits per transaction: %.2f (%d hits, %d transactions)\n' "$(echo "$hit_total / $tx_total" | bc -l)" "$hit_total" "$tx_total"
 printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END {printf "median ratio %.3f\n", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'
