@@ -7,37 +7,25 @@
 --   dbflight sql TRACE -f queries/bytes_per_statement.sql
 --
 -- calls counts every statement of the fingerprint, with or without bytes.
--- Net rows are summed per statement first (integer keys), then joined.
-WITH net_per_statement AS (
-    SELECT
-        pid,
-        tid,
-        query_seq,
-        sum(bytes) FILTER (WHERE direction = 'recv') AS recv,
-        sum(bytes) FILTER (WHERE direction = 'send') AS sent
-    FROM net
-    WHERE query_seq IS NOT NULL
-    GROUP BY pid, tid, query_seq
-),
-per_statement AS (
-    SELECT
-        fingerprint(q.query) AS fingerprint,
-        coalesce(n.recv, 0) AS recv,
-        coalesce(n.sent, 0) AS sent
-    FROM queries q
-    LEFT JOIN net_per_statement n
-        ON n.pid = q.pid AND n.tid = q.tid AND n.query_seq = q.query_seq
-)
+-- statement_totals holds each statement's recv_bytes and sent_bytes (NULL
+-- when no net rows were recorded at all); the same in plain SQL:
+--
+--   SELECT pid, tid, query_seq,
+--          sum(bytes) FILTER (WHERE direction = 'recv') AS recv_bytes,
+--          sum(bytes) FILTER (WHERE direction = 'send') AS sent_bytes
+--   FROM net WHERE query_seq IS NOT NULL GROUP BY pid, tid, query_seq;
+--
+-- joined to queries on (pid, tid, query_seq).
 SELECT
-    fingerprint,
+    fingerprint(query) AS fingerprint,
     count(*) AS calls,
-    sum(recv) AS bytes_received,
-    sum(sent) AS bytes_sent,
-    round(avg(recv), 1) AS avg_received,
-    round(avg(sent), 1) AS avg_sent,
-    max(sent) AS max_sent
-FROM per_statement
+    sum(recv_bytes) AS bytes_received,
+    sum(sent_bytes) AS bytes_sent,
+    round(avg(recv_bytes), 1) AS avg_received,
+    round(avg(sent_bytes), 1) AS avg_sent,
+    max(sent_bytes) AS max_sent
+FROM statement_totals
 GROUP BY fingerprint
-HAVING sum(recv) + sum(sent) > 0
+HAVING sum(recv_bytes) + sum(sent_bytes) > 0
 ORDER BY bytes_sent DESC, bytes_received DESC, fingerprint
 LIMIT 25;

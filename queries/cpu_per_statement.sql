@@ -11,56 +11,28 @@
 -- counts, so on_cpu_ms = total_ms - off_cpu_ms. Statements without a
 -- duration are left out. Times in milliseconds.
 --
--- A thread runs one statement at a time, so each sched row belongs to the
--- last statement of its thread that started at or before it, if it left
--- the CPU before that statement ended: a running max over each thread's
--- rows in time order, not a range join.
-WITH marks AS (
-    SELECT pid, tid, ts, ts AS statement_ts, CAST(NULL AS BIGINT) AS off_cpu_ns,
-           CAST(NULL AS VARCHAR) AS state
-    FROM queries
-    WHERE duration_ns IS NOT NULL
-    UNION ALL
-    SELECT pid, tid, ts, NULL, off_cpu_ns, CAST(state AS VARCHAR)
-    FROM sched
-),
-attributed AS (
-    SELECT
-        pid, tid, ts, off_cpu_ns, state,
-        max(statement_ts) OVER (
-            -- At one instant the statement comes first: [ts, end_ts) holds its start.
-            PARTITION BY pid, tid ORDER BY ts, statement_ts NULLS LAST
-            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-        ) AS statement_ts
-    FROM marks
-),
-off_cpu AS (
-    SELECT
-        q.pid, q.tid, q.query_seq,
-        sum(a.off_cpu_ns) AS off_cpu_ns,
-        sum(a.off_cpu_ns) FILTER (WHERE a.state = 'S') AS sleep_ns,
-        sum(a.off_cpu_ns) FILTER (WHERE a.state = 'D') AS disk_ns,
-        sum(a.off_cpu_ns) FILTER (WHERE a.state = 'R') AS preempted_ns
-    FROM attributed a
-    JOIN queries q ON q.pid = a.pid AND q.tid = a.tid AND q.ts = a.statement_ts
-    WHERE a.off_cpu_ns IS NOT NULL AND a.ts < q.end_ts
-    GROUP BY q.pid, q.tid, q.query_seq
-),
-per_statement AS (
-    SELECT
-        fingerprint(q.query) AS fingerprint,
-        q.duration_ns,
-        coalesce(o.off_cpu_ns, 0) AS off_cpu_ns,
-        coalesce(o.sleep_ns, 0) AS sleep_ns,
-        coalesce(o.disk_ns, 0) AS disk_ns,
-        coalesce(o.preempted_ns, 0) AS preempted_ns
-    FROM queries q
-    LEFT JOIN off_cpu o ON o.pid = q.pid AND o.tid = q.tid AND o.query_seq = q.query_seq
-    -- Without any sched row the scheduler was not traced: no result rather than 0 off-CPU.
-    WHERE q.duration_ns IS NOT NULL AND (SELECT count(*) FROM sched) > 0
-)
+-- statement_totals holds those sums per statement (off_cpu_ns, sleep_ns,
+-- disk_ns, preempted_ns). The same in plain SQL, slower on big traces: a
+-- thread runs one statement at a time, so each sched row belongs to the
+-- last statement of its thread that started at or before it (statements
+-- first at one instant), if it left the CPU before that statement ended:
+--
+--   WITH marks AS (
+--       SELECT pid, tid, ts, ts AS statement_ts, NULL AS off_cpu_ns FROM queries
+--       WHERE duration_ns IS NOT NULL
+--       UNION ALL SELECT pid, tid, ts, NULL, off_cpu_ns FROM sched),
+--   attributed AS (
+--       SELECT pid, tid, ts, off_cpu_ns, max(statement_ts) OVER (
+--           PARTITION BY pid, tid ORDER BY ts, statement_ts NULLS LAST
+--           ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS statement_ts
+--       FROM marks)
+--   SELECT q.pid, q.tid, q.query_seq, sum(a.off_cpu_ns) AS off_cpu_ns
+--   FROM attributed a JOIN queries q
+--       ON q.pid = a.pid AND q.tid = a.tid AND q.ts = a.statement_ts
+--   WHERE a.off_cpu_ns IS NOT NULL AND a.ts < q.end_ts
+--   GROUP BY q.pid, q.tid, q.query_seq;
 SELECT
-    fingerprint,
+    fingerprint(query) AS fingerprint,
     count(*) AS calls,
     round(sum(duration_ns) / 1e6, 3) AS total_ms,
     round((sum(duration_ns) - sum(off_cpu_ns)) / 1e6, 3) AS on_cpu_ms,
@@ -69,7 +41,10 @@ SELECT
     round(sum(sleep_ns) / 1e6, 3) AS sleep_ms,
     round(sum(disk_ns) / 1e6, 3) AS disk_ms,
     round(sum(preempted_ns) / 1e6, 3) AS preempted_ms
-FROM per_statement
+FROM statement_totals
+-- off_cpu_ns is NULL without any sched row (the scheduler was not traced):
+-- no result rather than 0 off-CPU.
+WHERE duration_ns IS NOT NULL AND off_cpu_ns IS NOT NULL
 GROUP BY fingerprint
 ORDER BY sum(duration_ns) DESC, fingerprint
 LIMIT 25;

@@ -10,64 +10,32 @@
 --
 -- A statement's plan text depends only on its rows of (node_id,
 -- parent_node_id, node_type), and millions of statements share a few
--- plans, so the text is built once per distinct set of rows: each distinct
--- row (a line) gets a bit, a statement's lines are OR-ed into a mask, and
--- one statement per mask has its text built. A statement whose mask cannot
--- say exactly which rows it has (a line repeated, more than 1000 rows, or
--- a line past the 48th) has its own text built.
-WITH RECURSIVE lines AS (
-    SELECT node_id, parent_node_id, node_type,
-           row_number() OVER (ORDER BY node_id, parent_node_id, CAST(node_type AS VARCHAR)) - 1 AS bit
-    FROM (SELECT DISTINCT node_id, parent_node_id, node_type FROM plan_nodes) AS d
-),
-masks AS (
+-- plans, so the text is built once per plan_id of statement_totals (a hash
+-- of that set of rows) and fingerprint, from the first statement that ran
+-- it.
+WITH RECURSIVE per_key AS (
     SELECT
-        n.pid,
-        n.query_seq,
-        bit_or(CASE WHEN l.bit < 48 THEN CAST(1 AS BIGINT) << l.bit END) AS mask,
-        -- Equal to the mask only when no line is repeated.
-        sum(CASE WHEN l.bit < 48 THEN CAST(1 AS BIGINT) << l.bit END) AS mask_sum,
-        count(*) AS rows_n,
-        count(*) FILTER (WHERE l.bit >= 48) AS wide
-    FROM plan_nodes n
-    JOIN lines l
-        ON (l.node_id IS NOT DISTINCT FROM n.node_id)
-       AND (l.parent_node_id IS NOT DISTINCT FROM n.parent_node_id)
-       AND (l.node_type IS NOT DISTINCT FROM n.node_type)
-    WHERE n.pid IS NOT NULL AND n.query_seq IS NOT NULL
-    GROUP BY n.pid, n.query_seq
-),
--- Per fingerprint and key (a mask, or a statement without one): calls,
--- time, and the statement whose text is built.
-per_key AS (
-    SELECT
-        fingerprint(q.query) AS fingerprint,
-        k.mask,
+        fingerprint(query) AS fingerprint,
+        plan_id,
         count(*) AS calls,
-        count(q.duration_ns) AS timed,
-        sum(q.duration_ns) AS total_ns,
-        first_value(k.pid ORDER BY k.pid, k.query_seq) AS pid,
-        first_value(k.query_seq ORDER BY k.pid, k.query_seq) AS query_seq
-    FROM queries q
-    JOIN (
-        SELECT pid, query_seq,
-               CASE WHEN wide = 0 AND rows_n <= 1000 AND mask = mask_sum THEN mask END AS mask
-        FROM masks
-    ) AS k ON k.pid = q.pid AND k.query_seq = q.query_seq
-    GROUP BY 1, 2,
-        CASE WHEN k.mask IS NULL THEN k.pid END,
-        CASE WHEN k.mask IS NULL THEN k.query_seq END
+        count(duration_ns) AS timed,
+        sum(duration_ns) AS total_ns,
+        first_value(pid ORDER BY pid, query_seq) AS pid,
+        first_value(query_seq ORDER BY pid, query_seq) AS query_seq
+    FROM statement_totals
+    WHERE plan_id IS NOT NULL
+    GROUP BY 1, 2
 ),
 -- The plan trees of those statements, from their roots down, with the
 -- numbers of their key carried along.
 tree AS (
-    SELECT k.fingerprint, k.mask, k.calls, k.timed, k.total_ns,
+    SELECT k.fingerprint, k.plan_id, k.calls, k.timed, k.total_ns,
            n.pid, n.query_seq, n.node_id, 0 AS depth
     FROM per_key k
     JOIN plan_nodes n ON n.pid = k.pid AND n.query_seq = k.query_seq
     WHERE n.parent_node_id IS NULL
     UNION ALL
-    SELECT t.fingerprint, t.mask, t.calls, t.timed, t.total_ns,
+    SELECT t.fingerprint, t.plan_id, t.calls, t.timed, t.total_ns,
            c.pid, c.query_seq, c.node_id, t.depth + 1
     FROM tree t
     JOIN plan_nodes c ON c.pid = t.pid AND c.query_seq = t.query_seq AND c.parent_node_id = t.node_id
@@ -88,7 +56,7 @@ shapes AS (
         ) AS plan
     FROM tree t
     JOIN plan_nodes n ON n.pid = t.pid AND n.query_seq = t.query_seq AND n.node_id = t.node_id
-    GROUP BY t.fingerprint, t.mask, t.pid, t.query_seq, t.calls, t.timed, t.total_ns
+    GROUP BY t.fingerprint, t.plan_id, t.pid, t.query_seq, t.calls, t.timed, t.total_ns
 ),
 -- Two keys can give one text.
 per_plan AS (

@@ -17,6 +17,7 @@ mod report;
 mod session;
 mod shell;
 mod source;
+mod statement_totals;
 mod udf;
 
 use std::process::ExitCode;

@@ -8,6 +8,7 @@
 //! dbflight's SQL functions (`fingerprint`, `log2_bucket`, ...) are
 //! registered here too, so every session has them.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ use dbflight_format::Table;
 use dbflight_format::reader::{TraceFile, TraceFiles};
 
 use crate::source::OpenTrace;
+use crate::statement_totals::{self, StatementTotals};
 use crate::udf;
 
 /// Builds the session for a trace: information_schema on (so `SHOW TABLES`
@@ -41,14 +43,28 @@ pub fn session_for(trace: &TraceFiles) -> Result<SessionContext> {
         .enable_aggregate_dynamic_filter_pushdown = false;
     let ctx = SessionContext::new_with_config(config);
     udf::register(&ctx, udf::dialect_of_target(&trace.manifest.target.kind));
+    let mut providers = BTreeMap::new();
     for table in Table::ALL {
         let files = trace.tables.get(&table).map_or(&[][..], Vec::as_slice);
         let provider = table_provider(table, files)
             .with_context(|| format!("cannot register table {table}"))?;
-        ctx.register_table(table.name(), provider)
+        ctx.register_table(table.name(), provider.clone())
             .with_context(|| format!("cannot register table {table}"))?;
+        providers.insert(table, provider);
     }
+    ctx.register_table(statement_totals::NAME, statement_totals(&providers))
+        .with_context(|| format!("cannot register table {}", statement_totals::NAME))?;
     Ok(ctx)
+}
+
+/// The derived `statement_totals` over one trace's tables.
+fn statement_totals(providers: &BTreeMap<Table, Arc<dyn TableProvider>>) -> Arc<dyn TableProvider> {
+    Arc::new(StatementTotals::new(
+        providers[&Table::Queries].clone(),
+        providers[&Table::Net].clone(),
+        providers[&Table::Sched].clone(),
+        providers[&Table::PlanNodes].clone(),
+    ))
 }
 
 /// The session over one or several traces. One trace gives exactly
@@ -64,15 +80,32 @@ pub fn session_for_traces(traces: &[OpenTrace]) -> Result<SessionContext> {
     if rest.is_empty() {
         return Ok(ctx);
     }
-    for table in Table::ALL {
-        let mut union: Option<DataFrame> = None;
-        for t in traces {
+    // Per trace, its tables and its statement_totals over them.
+    let mut per_trace = Vec::with_capacity(traces.len());
+    for t in traces {
+        let mut providers = BTreeMap::new();
+        for table in Table::ALL {
             let files = t.tables.get(&table).map_or(&[][..], Vec::as_slice);
             let provider = table_provider(table, files)
                 .with_context(|| format!("cannot register table {table} of {}", t.origin))?;
-            let mut columns = vec![lit(t.name.as_str()).alias("trace")];
+            providers.insert(table, provider);
+        }
+        per_trace.push((t.name.as_str(), providers));
+    }
+    let names = Table::ALL
+        .iter()
+        .map(|t| (t.name(), Some(*t)))
+        .chain([(statement_totals::NAME, None)]);
+    for (name, table) in names {
+        let mut union: Option<DataFrame> = None;
+        for (trace, providers) in &per_trace {
+            let provider = match table {
+                Some(table) => providers[&table].clone(),
+                None => statement_totals(providers),
+            };
+            let mut columns = vec![lit(*trace).alias("trace")];
             columns.extend(
-                table
+                provider
                     .schema()
                     .fields()
                     .iter()
@@ -85,9 +118,9 @@ pub fn session_for_traces(traces: &[OpenTrace]) -> Result<SessionContext> {
             });
         }
         let Some(union) = union else { continue };
-        ctx.deregister_table(table.name())?;
-        ctx.register_table(table.name(), union.into_view())
-            .with_context(|| format!("cannot register table {table}"))?;
+        ctx.deregister_table(name)?;
+        ctx.register_table(name, union.into_view())
+            .with_context(|| format!("cannot register table {name}"))?;
     }
     Ok(ctx)
 }
@@ -198,10 +231,13 @@ mod tests {
         assert_eq!(
             count(
                 &ctx,
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+                "SELECT count(*) FROM information_schema.tables \
+                 WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
             ),
             8
         );
+        // The derived statement_totals, empty with queries.
+        assert_eq!(count(&ctx, "SELECT count(*) FROM statement_totals"), 0);
     }
 
     #[test]

@@ -315,7 +315,7 @@ fn tables_without_files_are_empty_not_missing() {
 }
 
 #[test]
-fn show_tables_lists_all_eight() {
+fn show_tables_lists_all_eight_and_the_derived_one() {
     let (_tmp, dir) = trace();
     let out = stdout_of(
         dbflight()
@@ -332,9 +332,12 @@ fn show_tables_lists_all_eight() {
         })
         .collect();
     names.sort();
+    // The tables of the format, and the derived statement_totals.
     let mut want: Vec<&str> = Table::ALL.iter().map(|t| t.name()).collect();
+    want.push("statement_totals");
     want.sort();
     assert_eq!(names, want, "{out}");
+    assert!(out.contains("statement_totals,VIEW"), "{out}");
 }
 
 #[test]
