@@ -17,7 +17,7 @@
 --
 -- joined to queries on (pid, tid, query_seq).
 SELECT
-    fingerprint(query) AS fingerprint,
+    fingerprint,
     count(*) AS calls,
     sum(recv_bytes) AS bytes_received,
     sum(sent_bytes) AS bytes_sent,

@@ -32,7 +32,7 @@
 --   WHERE a.off_cpu_ns IS NOT NULL AND a.ts < q.end_ts
 --   GROUP BY q.pid, q.tid, q.query_seq;
 SELECT
-    fingerprint(query) AS fingerprint,
+    fingerprint,
     count(*) AS calls,
     round(sum(duration_ns) / 1e6, 3) AS total_ms,
     round((sum(duration_ns) - sum(off_cpu_ns)) / 1e6, 3) AS on_cpu_ms,

@@ -15,7 +15,7 @@
 -- it.
 WITH RECURSIVE per_key AS (
     SELECT
-        fingerprint(query) AS fingerprint,
+        fingerprint,
         plan_id,
         count(*) AS calls,
         count(duration_ns) AS timed,

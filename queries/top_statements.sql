@@ -8,7 +8,8 @@
 -- standard syntax, so the file also runs in DuckDB once fingerprint() is
 -- defined there). pct_time is the share of all statement time. errors
 -- counts statements that ended in an error; example is the slowest
--- statement of the group as recorded (cut at --max-query-len).
+-- statement of the group as recorded (cut at --max-query-len), the
+-- earliest of equally slow ones.
 SELECT
     fingerprint(query) AS fingerprint,
     count(*) AS calls,
@@ -20,7 +21,7 @@ SELECT
     round(percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ns) / 1e6, 3) AS p95_ms,
     round(percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ns) / 1e6, 3) AS p99_ms,
     round(max(duration_ns) / 1e6, 3) AS max_ms,
-    first_value(query ORDER BY duration_ns DESC NULLS LAST) AS example
+    first_value(query ORDER BY duration_ns DESC NULLS LAST, ts, pid) AS example
 FROM queries
 GROUP BY 1
 ORDER BY sum(duration_ns) DESC NULLS LAST, calls DESC, fingerprint

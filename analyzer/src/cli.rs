@@ -234,6 +234,11 @@ pub struct ReportArgs {
     /// query text (e.g. `-o report.html`).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    /// Print each section's time on stderr as it finishes (which
+    /// queries/NAME.sql to look at when a report is slow).
+    #[arg(long)]
+    pub timings: bool,
 }
 
 /// How `dbflight report` is written.

@@ -45,6 +45,11 @@ impl Progress {
     pub fn set(&self, message: &str) {
         self.bar.set_message(message.to_string());
     }
+
+    /// A line on stderr, above the spinner when it shows.
+    pub fn println(&self, line: &str) {
+        self.bar.suspend(|| eprintln!("{line}"));
+    }
 }
 
 impl Drop for Progress {

@@ -52,18 +52,22 @@ pub fn session_for(trace: &TraceFiles) -> Result<SessionContext> {
             .with_context(|| format!("cannot register table {table}"))?;
         providers.insert(table, provider);
     }
-    ctx.register_table(statement_totals::NAME, statement_totals(&providers))
+    ctx.register_table(statement_totals::NAME, statement_totals(&providers, trace))
         .with_context(|| format!("cannot register table {}", statement_totals::NAME))?;
     Ok(ctx)
 }
 
-/// The derived `statement_totals` over one trace's tables.
-fn statement_totals(providers: &BTreeMap<Table, Arc<dyn TableProvider>>) -> Arc<dyn TableProvider> {
+/// The derived `statement_totals` over one trace's tables, fingerprinting in its dialect.
+fn statement_totals(
+    providers: &BTreeMap<Table, Arc<dyn TableProvider>>,
+    trace: &TraceFiles,
+) -> Arc<dyn TableProvider> {
     Arc::new(StatementTotals::new(
         providers[&Table::Queries].clone(),
         providers[&Table::Net].clone(),
         providers[&Table::Sched].clone(),
         providers[&Table::PlanNodes].clone(),
+        udf::dialect_of_target(&trace.manifest.target.kind),
     ))
 }
 
@@ -90,7 +94,7 @@ pub fn session_for_traces(traces: &[OpenTrace]) -> Result<SessionContext> {
                 .with_context(|| format!("cannot register table {table} of {}", t.origin))?;
             providers.insert(table, provider);
         }
-        per_trace.push((t.name.as_str(), providers));
+        per_trace.push((t, providers));
     }
     let names = Table::ALL
         .iter()
@@ -101,9 +105,9 @@ pub fn session_for_traces(traces: &[OpenTrace]) -> Result<SessionContext> {
         for (trace, providers) in &per_trace {
             let provider = match table {
                 Some(table) => providers[&table].clone(),
-                None => statement_totals(providers),
+                None => statement_totals(providers, trace),
             };
-            let mut columns = vec![lit(*trace).alias("trace")];
+            let mut columns = vec![lit(trace.name.as_str()).alias("trace")];
             columns.extend(
                 provider
                     .schema()

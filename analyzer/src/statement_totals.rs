@@ -3,6 +3,7 @@
 //!
 //! | column | from | NULL when |
 //! |---|---|---|
+//! | `fingerprint` | `fingerprint(query)`, in the trace's own dialect | never |
 //! | `recv_bytes`, `sent_bytes` | `net` rows with the statement's pid, tid and `query_seq` | `net` has no rows (not recorded) |
 //! | `off_cpu_ns`, `sleep_ns`, `disk_ns`, `preempted_ns` | `sched` rows of the statement's thread that left the CPU inside its `[ts, end_ts)`, all and by state S, D, R | `sched` has no rows, or the statement has no duration |
 //! | `plan_id` | the statement's `plan_nodes` rows: a 64-bit hash of the set of (`node_id`, `parent_node_id`, `node_type`), equal for statements that ran the same plan shape (estimates aside) | the statement has no plan nodes |
@@ -13,16 +14,22 @@
 //! statements and a hash lookup per net row, in one pass over each table.
 //! `queries/cpu_per_statement.sql` says how to compute it in plain SQL.
 //!
-//! Computed when scanned (nothing is stored): columns of `queries` that the
-//! query does not use are not read.
+//! Computed when first scanned and kept for the session (the sums and the
+//! fingerprints, about 100 bytes per statement, not the text): a report
+//! reads it in several sections. Columns of `queries` that a query does not
+//! use are not read; with the fingerprints kept, the text is not read again.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, LazyLock};
+use std::ops::Range;
+use std::sync::{Arc, LazyLock, Mutex};
 
+use arrow::array::builder::make_view;
 use arrow::array::{
     Array, ArrayRef, AsArray, Int64Array, RecordBatch, RecordBatchOptions, StringArray,
+    StringViewArray,
 };
+use arrow::buffer::{Buffer, NullBuffer, ScalarBuffer};
 use arrow::datatypes::{
     DataType, Field, Int32Type, Int64Type, Schema, SchemaRef, TimestampNanosecondType, UInt64Type,
 };
@@ -36,22 +43,33 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use dbflight_format::Table;
+use dbflight_format::fingerprint::FingerprintCache;
+use dbflight_format::redact::Dialect;
 use futures::{StreamExt, TryStreamExt};
 use rustc_hash::{FxHashMap, FxHasher};
 
 /// The table's name in every session.
 pub const NAME: &str = "statement_totals";
 
-/// The columns after those of `queries`, in order.
-const TOTALS: [&str; 7] = [
-    "recv_bytes",
-    "sent_bytes",
-    "off_cpu_ns",
-    "sleep_ns",
-    "disk_ns",
-    "preempted_ns",
-    "plan_id",
+/// The columns after those of `queries`, in order, and where each comes from.
+const EXTRA: [(&str, Kind); 8] = [
+    ("fingerprint", Kind::Fingerprint),
+    ("recv_bytes", Kind::Net),
+    ("sent_bytes", Kind::Net),
+    ("off_cpu_ns", Kind::Sched),
+    ("sleep_ns", Kind::Sched),
+    ("disk_ns", Kind::Sched),
+    ("preempted_ns", Kind::Sched),
+    ("plan_id", Kind::Plan),
 ];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Fingerprint,
+    Net,
+    Sched,
+    Plan,
+}
 
 static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     let queries = Table::Queries.schema();
@@ -60,7 +78,10 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         .iter()
         .map(|f| f.as_ref().clone())
         .collect();
-    fields.extend(TOTALS.map(|name| Field::new(name, DataType::Int64, true)));
+    fields.extend(EXTRA.map(|(name, kind)| match kind {
+        Kind::Fingerprint => Field::new(name, DataType::Utf8View, false),
+        _ => Field::new(name, DataType::Int64, true),
+    }));
     Arc::new(Schema::new(fields))
 });
 
@@ -71,6 +92,8 @@ pub struct StatementTotals {
     net: Arc<dyn TableProvider>,
     sched: Arc<dyn TableProvider>,
     plans: Arc<dyn TableProvider>,
+    dialect: Dialect,
+    cache: Arc<Mutex<Cache>>,
 }
 
 impl StatementTotals {
@@ -79,27 +102,85 @@ impl StatementTotals {
         net: Arc<dyn TableProvider>,
         sched: Arc<dyn TableProvider>,
         plans: Arc<dyn TableProvider>,
+        dialect: Dialect,
     ) -> Self {
         StatementTotals {
             queries,
             net,
             sched,
             plans,
+            dialect,
+            cache: Arc::default(),
+        }
+    }
+
+    /// A scan of `table` with the named columns, in that order.
+    async fn scan_of(
+        table: &dyn TableProvider,
+        state: &dyn Session,
+        names: &[&str],
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let schema = table.schema();
+        let columns = names
+            .iter()
+            .map(|n| Ok(schema.index_of(n)?))
+            .collect::<Result<Vec<_>>>()?;
+        table.scan(state, Some(&columns), &[], None).await
+    }
+}
+
+/// What earlier scans computed, indexed by each row's place in the first
+/// scan of `queries` (its "home"). Later scans may list the files in
+/// another order: their rows find their home by (pid, tid, query_seq).
+#[derive(Default)]
+struct Cache {
+    /// A hash of the keys in home order: a scan in that order needs no lookup.
+    home: Option<u64>,
+    /// False when (pid, tid, query_seq) is not unique: nothing is kept then.
+    reusable: bool,
+    threads: Option<FxHashMap<(i32, i32), Thread>>,
+    fingerprints: Option<Arc<Fingerprints>>,
+    /// `Some(None)`: computed, and the table has no rows.
+    net: Option<Option<Arc<Vec<[i64; 2]>>>>,
+    sched: Option<Option<Arc<Vec<[i64; 4]>>>>,
+    plan: Option<Option<Arc<Plans>>>,
+}
+
+impl fmt::Debug for Cache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("home", &self.home)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cache {
+    fn has(&self, kind: Kind) -> bool {
+        if self.home.is_some() && !self.reusable {
+            return false;
+        }
+        match kind {
+            Kind::Fingerprint => self.fingerprints.is_some(),
+            Kind::Net => self.net.is_some(),
+            Kind::Sched => self.sched.is_some(),
+            Kind::Plan => self.plan.is_some(),
         }
     }
 }
 
-/// Indexes of columns by name in a table's schema.
-fn indexes(provider: &dyn TableProvider, names: &[&str]) -> Result<Vec<usize>> {
-    let schema = provider.schema();
-    names
-        .iter()
-        .map(|n| Ok(schema.index_of(n)?))
-        .collect::<Result<_>>()
+/// Each row's fingerprint as an index into the distinct ones.
+struct Fingerprints {
+    keys: Vec<u32>,
+    /// The distinct fingerprints, end to end, and each one's view into them.
+    buffer: Buffer,
+    views: Vec<u128>,
 }
 
+/// The plan hash per row and whether the row has plan nodes.
+type Plans = (Vec<u64>, Vec<bool>);
+
 /// The `queries` columns every computation needs, first in every scan of it.
-const KEYS: [&str; 5] = ["pid", "tid", "query_seq", "ts", "end_ts"];
+const KEYS: [&str; 6] = ["pid", "tid", "query_seq", "ts", "end_ts", "duration_ns"];
 
 #[async_trait]
 impl TableProvider for StatementTotals {
@@ -121,68 +202,88 @@ impl TableProvider for StatementTotals {
         let all: Vec<usize> = (0..SCHEMA.fields().len()).collect();
         let projection = projection.unwrap_or(&all).clone();
         let n_queries = Table::Queries.schema().fields().len();
-        // queries: the keys, then the projected columns of queries (in projection order).
-        let mut q_columns = indexes(self.queries.as_ref(), &KEYS)?;
-        q_columns.push(self.queries.schema().index_of("duration_ns")?);
+        let wants = |kind: Kind| {
+            projection
+                .iter()
+                .any(|&i| i >= n_queries && EXTRA[i - n_queries].1 == kind)
+        };
+        // What is still to compute (the cache only grows, so what is there now is there at execution).
+        let missing = |kind: Kind| wants(kind) && !self.cache.lock().expect("cache lock").has(kind);
+        // queries: the keys, then the text when fingerprints are to be made, then the projected columns.
+        let mut names: Vec<&str> = KEYS.to_vec();
+        if missing(Kind::Fingerprint) {
+            names.push("query");
+        }
+        let queries_schema = Table::Queries.schema();
         let passed: Vec<usize> = projection
             .iter()
             .filter(|&&i| i < n_queries)
             .copied()
             .collect();
-        q_columns.extend(&passed);
-        let queries = self
-            .queries
-            .scan(state, Some(&q_columns), &[], None)
-            .await?;
-        // TOTALS[0..2] come from net, TOTALS[2..6] from sched, TOTALS[6] from plan_nodes.
-        let wants = |of: std::ops::Range<usize>| {
-            projection
+        let first_passed = names.len();
+        names.extend(
+            passed
                 .iter()
-                .any(|&i| i >= n_queries && of.contains(&(i - n_queries)))
+                .map(|&i| queries_schema.field(i).name().as_str()),
+        );
+        let queries = Self::scan_of(self.queries.as_ref(), state, &names).await?;
+        let side = |kind: Kind, table: &Arc<dyn TableProvider>, names: &'static [&'static str]| {
+            let table = table.clone();
+            let go = missing(kind);
+            async move {
+                if go {
+                    Ok::<_, DataFusionError>(Some(
+                        Self::scan_of(table.as_ref(), state, names).await?,
+                    ))
+                } else {
+                    Ok(None)
+                }
+            }
         };
-        let net = if wants(0..2) {
-            let c = indexes(
-                self.net.as_ref(),
-                &["pid", "tid", "query_seq", "direction", "bytes"],
-            )?;
-            Some(self.net.scan(state, Some(&c), &[], None).await?)
-        } else {
-            None
-        };
-        let sched = if wants(2..6) {
-            let c = indexes(
-                self.sched.as_ref(),
-                &["pid", "tid", "ts", "off_cpu_ns", "state"],
-            )?;
-            Some(self.sched.scan(state, Some(&c), &[], None).await?)
-        } else {
-            None
-        };
-        let plans = if wants(6..7) {
-            let c = indexes(
-                self.plans.as_ref(),
-                &[
-                    "pid",
-                    "tid",
-                    "query_seq",
-                    "node_id",
-                    "parent_node_id",
-                    "node_type",
-                ],
-            )?;
-            Some(self.plans.scan(state, Some(&c), &[], None).await?)
-        } else {
-            None
-        };
+        let net = side(
+            Kind::Net,
+            &self.net,
+            &["pid", "tid", "query_seq", "direction", "bytes"],
+        )
+        .await?;
+        let sched = side(
+            Kind::Sched,
+            &self.sched,
+            &["pid", "tid", "ts", "off_cpu_ns", "state"],
+        )
+        .await?;
+        let plans = side(
+            Kind::Plan,
+            &self.plans,
+            &[
+                "pid",
+                "tid",
+                "query_seq",
+                "node_id",
+                "parent_node_id",
+                "node_type",
+            ],
+        )
+        .await?;
         let schema = Arc::new(SCHEMA.project(&projection)?);
+        let wanted = [Kind::Fingerprint, Kind::Net, Kind::Sched, Kind::Plan]
+            .into_iter()
+            .filter(|&k| wants(k))
+            .collect();
         let stream = TotalsStream {
-            schema: schema.clone(),
+            job: Arc::new(Job {
+                schema: schema.clone(),
+                projection,
+                n_queries,
+                first_passed,
+                wants: wanted,
+                dialect: self.dialect,
+                cache: self.cache.clone(),
+            }),
             queries,
             net,
             sched,
             plans,
-            projection,
-            n_queries,
         };
         Ok(Arc::new(StreamingTableExec::try_new(
             schema,
@@ -195,29 +296,40 @@ impl TableProvider for StatementTotals {
     }
 }
 
-/// The one partition of the table: reads the three scans, computes, emits.
-struct TotalsStream {
+/// What one scan computes and emits.
+#[derive(Debug)]
+struct Job {
     schema: SchemaRef,
+    /// Columns of [`SCHEMA`] to emit.
+    projection: Vec<usize>,
+    n_queries: usize,
+    /// Where the projected columns of queries begin in its scan.
+    first_passed: usize,
+    wants: Vec<Kind>,
+    dialect: Dialect,
+    cache: Arc<Mutex<Cache>>,
+}
+
+/// The one partition of the table: reads the scans, computes, emits.
+struct TotalsStream {
+    job: Arc<Job>,
     queries: Arc<dyn ExecutionPlan>,
     net: Option<Arc<dyn ExecutionPlan>>,
     sched: Option<Arc<dyn ExecutionPlan>>,
     plans: Option<Arc<dyn ExecutionPlan>>,
-    /// Columns of [`SCHEMA`] to emit.
-    projection: Vec<usize>,
-    n_queries: usize,
 }
 
 impl fmt::Debug for TotalsStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TotalsStream")
-            .field("projection", &self.projection)
+            .field("projection", &self.job.projection)
             .finish_non_exhaustive()
     }
 }
 
 impl PartitionStream for TotalsStream {
     fn schema(&self) -> &SchemaRef {
-        &self.schema
+        &self.job.schema
     }
 
     fn execute(&self, ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
@@ -227,27 +339,23 @@ impl PartitionStream for TotalsStream {
             self.sched.clone(),
             self.plans.clone(),
         );
-        let (schema, projection, n_queries) =
-            (self.schema.clone(), self.projection.clone(), self.n_queries);
+        let job = self.job.clone();
         let batches = futures::stream::once(async move {
-            // The three scans run side by side, each over all its partitions.
+            // The scans run side by side, each over all its partitions.
             let (q, n, s, p) = futures::try_join!(
                 collect_in_order(queries, ctx.clone()),
                 maybe_collect(net, ctx.clone()),
                 maybe_collect(sched, ctx.clone()),
                 maybe_collect(plans, ctx),
             )?;
-            let totals = tokio::task::spawn_blocking(move || {
-                let totals = Totals::compute(&q, n.as_deref(), s.as_deref(), p.as_deref())?;
-                totals.emit(&q, &schema, &projection, n_queries)
-            })
-            .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))??;
-            Ok::<_, DataFusionError>(futures::stream::iter(totals.into_iter().map(Ok)))
+            let out = tokio::task::spawn_blocking(move || job.run(&q, n, s, p))
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))??;
+            Ok::<_, DataFusionError>(futures::stream::iter(out.into_iter().map(Ok)))
         })
         .try_flatten();
         Box::pin(RecordBatchStreamAdapter::new(
-            self.schema.clone(),
+            self.job.schema.clone(),
             batches.boxed(),
         ))
     }
@@ -288,16 +396,246 @@ async fn collect_in_order(
     Ok(batches)
 }
 
-/// Per-statement sums, one slot per `queries` row in batch order.
+/// The results one scan emits, shared with the cache.
 struct Totals {
-    /// recv, sent; `None` when net was not asked for or has no rows.
-    net: Option<Vec<[i64; 2]>>,
-    /// off-CPU, S, D, R; `None` when sched was not asked for or has no rows.
-    sched: Option<Vec<[i64; 4]>>,
-    /// The plan hash and whether the statement has plan nodes; `None` when not asked for.
-    plan: Option<(Vec<u64>, Vec<bool>)>,
-    /// Rows of queries with a duration (the ones that get off-CPU sums).
-    timed: Vec<bool>,
+    /// Each row's home row, when the scan's order is not the home order.
+    home: Option<Vec<u32>>,
+    fingerprints: Option<Arc<Fingerprints>>,
+    net: Option<Arc<Vec<[i64; 2]>>>,
+    sched: Option<Arc<Vec<[i64; 4]>>>,
+    plan: Option<Arc<Plans>>,
+}
+
+/// Each row's home row, found by its (pid, tid, query_seq).
+fn home_rows(queries: &[RecordBatch], threads: &FxHashMap<(i32, i32), Thread>) -> Result<Vec<u32>> {
+    let mut home = Vec::with_capacity(queries.iter().map(RecordBatch::num_rows).sum());
+    for b in queries {
+        let (pid, tid) = (i32s(b, 0), i32s(b, 1));
+        let seq = b.column(2).as_primitive::<UInt64Type>();
+        for i in 0..b.num_rows() {
+            let row = threads
+                .get(&(pid.value(i), tid.value(i)))
+                .and_then(|t| t.by_seq.get(seq.value(i)))
+                .ok_or_else(|| {
+                    DataFusionError::Internal(format!(
+                        "{NAME}: statement ({}, {}) was not in the first scan",
+                        pid.value(i),
+                        seq.value(i)
+                    ))
+                })?;
+            home.push(row);
+        }
+    }
+    Ok(home)
+}
+
+/// A hash of every row's (pid, tid, query_seq), in order.
+fn order_of(queries: &[RecordBatch]) -> u64 {
+    let mut h = FxHasher::default();
+    for b in queries {
+        let (pid, tid) = (i32s(b, 0), i32s(b, 1));
+        let seq = b.column(2).as_primitive::<UInt64Type>();
+        pid.values().hash(&mut h);
+        tid.values().hash(&mut h);
+        seq.values().hash(&mut h);
+    }
+    h.finish()
+}
+
+fn has_rows(b: Option<&Vec<RecordBatch>>) -> bool {
+    b.is_some_and(|b| b.iter().any(|b| b.num_rows() > 0))
+}
+
+impl Job {
+    fn run(
+        &self,
+        queries: &[RecordBatch],
+        net: Option<Vec<RecordBatch>>,
+        sched: Option<Vec<RecordBatch>>,
+        plans: Option<Vec<RecordBatch>>,
+    ) -> Result<Vec<RecordBatch>> {
+        let rows: usize = queries.iter().map(RecordBatch::num_rows).sum();
+        if rows >= u32::MAX as usize {
+            return Err(DataFusionError::NotImplemented(format!(
+                "{NAME} over {rows} statements: at most {} in one trace",
+                u32::MAX - 1
+            )));
+        }
+        let totals = {
+            let mut shared = self.cache.lock().expect("cache lock");
+            let order = order_of(queries);
+            let mut own = Cache::default();
+            if shared.home.is_none() {
+                let (threads, unique) = Totals::threads(queries);
+                shared.threads = Some(threads);
+                shared.home = Some(order);
+                shared.reusable = unique;
+            }
+            // Keys that are not unique cannot find their home: this scan computes for itself.
+            let cache: &mut Cache = if shared.reusable {
+                &mut shared
+            } else {
+                own.threads = Some(Totals::threads(queries).0);
+                own.home = Some(order);
+                own.reusable = true;
+                &mut own
+            };
+            let home = if cache.home == Some(order) {
+                None
+            } else {
+                Some(home_rows(
+                    queries,
+                    cache.threads.as_ref().expect("built above"),
+                )?)
+            };
+            let lost = |kind: Kind| {
+                DataFusionError::Internal(format!("{NAME}: {kind:?} neither kept nor scanned"))
+            };
+            for &kind in &self.wants {
+                if cache.has(kind) {
+                    continue;
+                }
+                match kind {
+                    Kind::Fingerprint => {
+                        let mut fp = fingerprints(queries, KEYS.len(), self.dialect)?;
+                        if let Some(home) = &home {
+                            let mut keys = vec![u32::MAX; fp.keys.len()];
+                            for (r, &h) in home.iter().enumerate() {
+                                keys[h as usize] = fp.keys[r];
+                            }
+                            fp.keys = keys;
+                        }
+                        cache.fingerprints = Some(Arc::new(fp));
+                    }
+                    Kind::Net => {
+                        let batches = net.as_ref().ok_or_else(|| lost(kind))?;
+                        let threads = cache.threads.as_ref().expect("built above");
+                        let sums = if has_rows(Some(batches)) {
+                            Some(Arc::new(Totals::net(batches, threads, rows)?))
+                        } else {
+                            None
+                        };
+                        cache.net = Some(sums);
+                    }
+                    Kind::Sched => {
+                        let batches = sched.as_ref().ok_or_else(|| lost(kind))?;
+                        let threads = cache.threads.as_mut().expect("built above");
+                        let sums = if has_rows(Some(batches)) {
+                            Some(Arc::new(Totals::sched(batches, threads, rows)?))
+                        } else {
+                            None
+                        };
+                        cache.sched = Some(sums);
+                    }
+                    Kind::Plan => {
+                        let batches = plans.as_ref().ok_or_else(|| lost(kind))?;
+                        let threads = cache.threads.as_ref().expect("built above");
+                        cache.plan = Some(Some(Arc::new(Totals::plans(batches, threads, rows)?)));
+                    }
+                }
+            }
+            Totals {
+                home,
+                fingerprints: cache.fingerprints.clone(),
+                net: cache.net.clone().flatten(),
+                sched: cache.sched.clone().flatten(),
+                plan: cache.plan.clone().flatten(),
+            }
+        };
+        totals.emit(queries, self)
+    }
+}
+
+/// Every row's fingerprint, the text being column `column`; the batches are
+/// shared out to one thread per core, each with its own cache of shapes.
+fn fingerprints(queries: &[RecordBatch], column: usize, dialect: Dialect) -> Result<Fingerprints> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, queries.len().max(1));
+    let chunk = queries.len().div_ceil(threads).max(1);
+    // Per thread: keys into its own list of distinct fingerprints.
+    let parts = std::thread::scope(|scope| {
+        let handles: Vec<_> = queries
+            .chunks(chunk)
+            .map(|batches| {
+                scope.spawn(move || -> Result<(Vec<u32>, Vec<String>)> {
+                    let mut cache = FingerprintCache::new();
+                    let mut ids: FxHashMap<String, u32> = FxHashMap::default();
+                    let mut values = Vec::new();
+                    let mut keys = Vec::new();
+                    for b in batches {
+                        let texts = b.column(column);
+                        let mut each = |text: Option<&str>| {
+                            keys.push(match text {
+                                None => u32::MAX,
+                                Some(t) => {
+                                    let fp = cache.fingerprint(t, dialect);
+                                    match ids.get(fp.as_ref()) {
+                                        Some(&k) => k,
+                                        None => {
+                                            let k = values.len() as u32;
+                                            values.push(fp.to_string());
+                                            ids.insert(fp.into_owned(), k);
+                                            k
+                                        }
+                                    }
+                                }
+                            })
+                        };
+                        if let Some(a) = texts.as_string_opt::<i32>() {
+                            a.iter().for_each(&mut each);
+                        } else if let Some(a) = texts.as_string_view_opt() {
+                            a.iter().for_each(&mut each);
+                        } else {
+                            return Err(DataFusionError::Internal(format!(
+                                "query is {}, not text",
+                                texts.data_type()
+                            )));
+                        }
+                    }
+                    Ok((keys, values))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("fingerprint thread panicked"))
+            .collect::<Result<Vec<_>>>()
+    })?;
+    // One list of distinct fingerprints for all the parts.
+    let mut ids: FxHashMap<String, u32> = FxHashMap::default();
+    let mut values: Vec<String> = Vec::new();
+    let mut keys = Vec::with_capacity(queries.iter().map(RecordBatch::num_rows).sum());
+    for (part_keys, part_values) in parts {
+        let map: Vec<u32> = part_values
+            .into_iter()
+            .map(|v| {
+                *ids.entry(v.clone()).or_insert_with(|| {
+                    values.push(v);
+                    values.len() as u32 - 1
+                })
+            })
+            .collect();
+        keys.extend(
+            part_keys
+                .into_iter()
+                .map(|k| if k == u32::MAX { k } else { map[k as usize] }),
+        );
+    }
+    let mut bytes = Vec::new();
+    let mut views = Vec::with_capacity(values.len());
+    for v in &values {
+        let offset = u32::try_from(bytes.len()).map_err(|_| {
+            DataFusionError::NotImplemented("over 4 GiB of distinct fingerprints".into())
+        })?;
+        views.push(make_view(v.as_bytes(), 0, offset));
+        bytes.extend_from_slice(v.as_bytes());
+    }
+    Ok(Fingerprints {
+        keys,
+        buffer: Buffer::from_vec(bytes),
+        views,
+    })
 }
 
 /// A statement with a duration, for the off-CPU search.
@@ -386,57 +724,9 @@ fn dictionary_matches<const N: usize>(
 }
 
 impl Totals {
-    fn compute(
-        queries: &[RecordBatch],
-        net: Option<&[RecordBatch]>,
-        sched: Option<&[RecordBatch]>,
-        plans: Option<&[RecordBatch]>,
-    ) -> Result<Totals> {
-        let rows: usize = queries.iter().map(RecordBatch::num_rows).sum();
-        if rows >= u32::MAX as usize {
-            return Err(DataFusionError::NotImplemented(format!(
-                "{NAME} over {rows} statements: at most {} in one trace",
-                u32::MAX - 1
-            )));
-        }
-        let has_rows =
-            |b: Option<&[RecordBatch]>| b.is_some_and(|b| b.iter().any(|b| b.num_rows() > 0));
-        let (want_net, want_sched, want_plans) = (has_rows(net), has_rows(sched), plans.is_some());
-        let threads = Self::threads(queries, want_net || want_plans, want_sched);
-        let mut threads = threads?;
-        let timed = queries
-            .iter()
-            .flat_map(|b| {
-                let d = b.column(5);
-                (0..b.num_rows()).map(move |i| d.is_valid(i))
-            })
-            .collect();
-        let net = match net {
-            Some(batches) if want_net => Some(Self::net(batches, &threads, rows)?),
-            _ => None,
-        };
-        let sched = match sched {
-            Some(batches) if want_sched => Some(Self::sched(batches, &mut threads, rows)?),
-            _ => None,
-        };
-        let plan = match plans {
-            Some(batches) => Some(Self::plans(batches, &threads, rows)?),
-            None => None,
-        };
-        Ok(Totals {
-            net,
-            sched,
-            plan,
-            timed,
-        })
-    }
-
-    /// Every thread's statements, indexed for the lookups asked for.
-    fn threads(
-        queries: &[RecordBatch],
-        want_by_seq: bool,
-        want_sched: bool,
-    ) -> Result<FxHashMap<(i32, i32), Thread>> {
+    /// Every thread's statements, by number and by start.
+    /// Also says whether every (pid, tid, query_seq) is unique.
+    fn threads(queries: &[RecordBatch]) -> (FxHashMap<(i32, i32), Thread>, bool) {
         // First pass: each thread's range of numbers and count.
         let mut spans: FxHashMap<(i32, i32), (u64, u64, usize)> = FxHashMap::default();
         for b in queries {
@@ -456,9 +746,7 @@ impl Totals {
             .into_iter()
             .map(|(key, (first, last, count))| {
                 let span = last - first + 1;
-                let by_seq = if !want_by_seq {
-                    BySeq::Sparse(FxHashMap::default())
-                } else if span <= 4 * count as u64 + 1024 {
+                let by_seq = if span <= 4 * count as u64 + 1024 {
                     BySeq::Dense {
                         first,
                         rows: vec![BySeq::NONE; span as usize],
@@ -474,7 +762,7 @@ impl Totals {
                 (key, thread)
             })
             .collect();
-        let mut row = 0u32;
+        let (mut row, mut unique) = (0u32, true);
         for b in queries {
             let (pid, tid) = (i32s(b, 0), i32s(b, 1));
             let seq = b.column(2).as_primitive::<UInt64Type>();
@@ -485,17 +773,14 @@ impl Totals {
                 let t = threads
                     .get_mut(&(pid.value(i), tid.value(i)))
                     .expect("every thread was seen in the first pass");
-                if want_by_seq {
-                    match &mut t.by_seq {
-                        BySeq::Dense { first, rows } => {
-                            rows[(seq.value(i) - *first) as usize] = row;
-                        }
-                        BySeq::Sparse(map) => {
-                            map.insert(seq.value(i), row);
-                        }
+                let before = match &mut t.by_seq {
+                    BySeq::Dense { first, rows } => {
+                        std::mem::replace(&mut rows[(seq.value(i) - *first) as usize], row)
                     }
-                }
-                if want_sched && duration.is_valid(i) && end.is_valid(i) {
+                    BySeq::Sparse(map) => map.insert(seq.value(i), row).unwrap_or(BySeq::NONE),
+                };
+                unique &= before == BySeq::NONE;
+                if duration.is_valid(i) && end.is_valid(i) {
                     t.timed.push(Timed {
                         ts: ts.value(i),
                         end_ts: end.value(i),
@@ -509,7 +794,7 @@ impl Totals {
             // Already in order when the scans kept the files' order: a cheap check for the sort.
             t.timed.sort_by_key(|s| (s.ts, s.row));
         }
-        Ok(threads)
+        (threads, unique)
     }
 
     /// Bytes received and sent per statement row.
@@ -647,62 +932,259 @@ impl Totals {
     }
 
     /// The output batches: each `queries` batch's projected columns and the sums.
-    fn emit(
-        &self,
-        queries: &[RecordBatch],
-        schema: &SchemaRef,
-        projection: &[usize],
-        n_queries: usize,
-    ) -> Result<Vec<RecordBatch>> {
+    fn emit(&self, queries: &[RecordBatch], job: &Job) -> Result<Vec<RecordBatch>> {
         let mut out = Vec::with_capacity(queries.len());
         let mut start = 0usize;
         for b in queries {
             let n = b.num_rows();
             let rows = start..start + n;
-            // Columns of queries follow the keys and duration in the scan, in projection order.
-            let mut passed = KEYS.len() + 1;
-            let columns: Vec<ArrayRef> = projection
+            let timed = b.column(5);
+            let mut passed = job.first_passed;
+            let columns = job
+                .projection
                 .iter()
                 .map(|&p| {
-                    if p < n_queries {
+                    if p < job.n_queries {
                         passed += 1;
-                        return b.column(passed - 1).clone();
+                        return Ok(b.column(passed - 1).clone());
                     }
-                    let which = p - n_queries;
-                    let values: Int64Array = if which == 6 {
-                        match &self.plan {
-                            Some((sums, seen)) => sums[rows.clone()]
-                                .iter()
-                                .zip(&seen[rows.clone()])
-                                .map(|(&v, &seen)| seen.then_some(v as i64))
-                                .collect(),
-                            None => Int64Array::new_null(n),
-                        }
-                    } else if which < 2 {
-                        match &self.net {
-                            Some(s) => s[rows.clone()].iter().map(|v| Some(v[which])).collect(),
-                            None => Int64Array::new_null(n),
-                        }
-                    } else {
-                        match &self.sched {
-                            Some(s) => s[rows.clone()]
-                                .iter()
-                                .zip(&self.timed[rows.clone()])
-                                .map(|(v, &timed)| timed.then_some(v[which - 2]))
-                                .collect(),
-                            None => Int64Array::new_null(n),
-                        }
-                    };
-                    Arc::new(values) as ArrayRef
+                    let which = p - job.n_queries;
+                    self.column(which, rows.clone(), timed)
                 })
-                .collect();
+                .collect::<Result<Vec<ArrayRef>>>()?;
             out.push(RecordBatch::try_new_with_options(
-                schema.clone(),
+                job.schema.clone(),
                 columns,
                 &RecordBatchOptions::new().with_row_count(Some(n)),
             )?);
             start += n;
         }
         Ok(out)
+    }
+
+    /// Column `which` of [`EXTRA`] for `rows`.
+    fn column(&self, which: usize, rows: Range<usize>, timed: &ArrayRef) -> Result<ArrayRef> {
+        let n = rows.len();
+        // Where each row's values are kept.
+        let homes: Vec<usize> = match &self.home {
+            None => rows.collect(),
+            Some(home) => home[rows].iter().map(|&h| h as usize).collect(),
+        };
+        let values: Int64Array = match (EXTRA[which].1, which) {
+            (Kind::Fingerprint, _) => {
+                let fp = self.fingerprints.as_ref().expect("computed for this scan");
+                let keys: Vec<u32> = homes.iter().map(|&h| fp.keys[h]).collect();
+                let nulls = keys.contains(&u32::MAX).then(|| {
+                    NullBuffer::from(keys.iter().map(|&k| k != u32::MAX).collect::<Vec<_>>())
+                });
+                let views: ScalarBuffer<u128> = keys
+                    .iter()
+                    .map(|&k| {
+                        if k == u32::MAX {
+                            0
+                        } else {
+                            fp.views[k as usize]
+                        }
+                    })
+                    .collect();
+                return Ok(Arc::new(StringViewArray::try_new(
+                    views,
+                    vec![fp.buffer.clone()],
+                    nulls,
+                )?));
+            }
+            (Kind::Net, w) => match &self.net {
+                Some(s) => homes.iter().map(|&h| Some(s[h][w - 1])).collect(),
+                None => Int64Array::new_null(n),
+            },
+            (Kind::Sched, w) => match &self.sched {
+                // Statements without a duration get no off-CPU time.
+                Some(s) => homes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &h)| timed.is_valid(i).then_some(s[h][w - 3]))
+                    .collect(),
+                None => Int64Array::new_null(n),
+            },
+            (Kind::Plan, _) => match &self.plan {
+                Some(p) => homes
+                    .iter()
+                    .map(|&h| p.1[h].then_some(p.0[h] as i64))
+                    .collect(),
+                None => Int64Array::new_null(n),
+            },
+        };
+        Ok(Arc::new(values))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{DictionaryArray, Int32Array, TimestampNanosecondArray, UInt64Array};
+
+    use super::*;
+
+    /// Statements (pid, seq, start, end, text): pid 1 has two, pid 2 one.
+    const STATEMENTS: [(i32, u64, i64, i64, &str); 3] = [
+        (1, 1, 100, 200, "SELECT 1"),
+        (1, 2, 300, 400, "select  2"),
+        (2, 1, 150, 450, "UPDATE t SET a = 3"),
+    ];
+
+    /// The scan of queries for `rows` of [`STATEMENTS`]: the keys, the text
+    /// when `with_text`, then pid and query_seq as projected columns.
+    fn queries(rows: &[usize], with_text: bool) -> RecordBatch {
+        let s: Vec<_> = rows.iter().map(|&i| STATEMENTS[i]).collect();
+        let pid: ArrayRef = Arc::new(Int32Array::from_iter_values(s.iter().map(|r| r.0)));
+        let seq: ArrayRef = Arc::new(UInt64Array::from_iter_values(s.iter().map(|r| r.1)));
+        let ts = |f: fn(&(i32, u64, i64, i64, &str)) -> i64| -> ArrayRef {
+            Arc::new(TimestampNanosecondArray::from_iter_values(s.iter().map(f)))
+        };
+        let mut cols = vec![
+            pid.clone(),
+            pid.clone(),
+            seq.clone(),
+            ts(|r| r.2),
+            ts(|r| r.3),
+            Arc::new(Int64Array::from_iter_values(s.iter().map(|r| r.3 - r.2))) as ArrayRef,
+        ];
+        if with_text {
+            cols.push(Arc::new(StringArray::from_iter_values(
+                s.iter().map(|r| r.4),
+            )));
+        }
+        cols.extend([pid, seq]);
+        RecordBatch::try_from_iter(
+            cols.into_iter()
+                .enumerate()
+                .map(|(i, c)| (format!("c{i}"), c)),
+        )
+        .unwrap()
+    }
+
+    fn net() -> Vec<RecordBatch> {
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(Int32Array::from(vec![1, 1, 2, 2])),
+            Arc::new(Int32Array::from(vec![1, 1, 2, 2])),
+            Arc::new(UInt64Array::from(vec![Some(1), Some(2), Some(1), None])),
+            Arc::new(DictionaryArray::<Int32Type>::from_iter([
+                "recv", "send", "send", "send",
+            ])),
+            Arc::new(Int64Array::from(vec![10, 20, 30, 1000])),
+        ];
+        vec![
+            RecordBatch::try_from_iter(
+                cols.into_iter()
+                    .enumerate()
+                    .map(|(i, c)| (format!("n{i}"), c)),
+            )
+            .unwrap(),
+        ]
+    }
+
+    fn sched() -> Vec<RecordBatch> {
+        // pid 1: at its first statement's start (counts), between its statements (does not),
+        // at its second's end (does not); pid 2: inside its statement.
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(Int32Array::from(vec![1, 1, 1, 2])),
+            Arc::new(Int32Array::from(vec![1, 1, 1, 2])),
+            Arc::new(TimestampNanosecondArray::from(vec![100, 250, 400, 300])),
+            Arc::new(Int64Array::from(vec![5, 7, 11, 13])),
+            Arc::new(DictionaryArray::<Int32Type>::from_iter([
+                "S", "R", "S", "D",
+            ])),
+        ];
+        vec![
+            RecordBatch::try_from_iter(
+                cols.into_iter()
+                    .enumerate()
+                    .map(|(i, c)| (format!("s{i}"), c)),
+            )
+            .unwrap(),
+        ]
+    }
+
+    /// A job emitting pid, query_seq, fingerprint, recv_bytes, off_cpu_ns.
+    fn job(cache: &Arc<Mutex<Cache>>, with_text: bool) -> Job {
+        let q = Table::Queries.schema();
+        let n_queries = q.fields().len();
+        let projection = vec![
+            q.index_of("pid").unwrap(),
+            q.index_of("query_seq").unwrap(),
+            n_queries,
+            n_queries + 1,
+            n_queries + 3,
+        ];
+        Job {
+            schema: Arc::new(SCHEMA.project(&projection).unwrap()),
+            projection,
+            n_queries,
+            first_passed: KEYS.len() + usize::from(with_text),
+            wants: vec![Kind::Fingerprint, Kind::Net, Kind::Sched],
+            dialect: Dialect::Postgres,
+            cache: cache.clone(),
+        }
+    }
+
+    /// Rows as text, sorted.
+    fn rows(batches: &[RecordBatch]) -> Vec<String> {
+        let mut out: Vec<String> = arrow::util::pretty::pretty_format_batches(batches)
+            .unwrap()
+            .to_string()
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.contains("pid"))
+            .map(String::from)
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn kept_sums_follow_rows_scanned_in_another_order() {
+        let cache = Arc::new(Mutex::new(Cache::default()));
+        let first = job(&cache, true)
+            .run(
+                &[queries(&[0, 1], true), queries(&[2], true)],
+                Some(net()),
+                Some(sched()),
+                None,
+            )
+            .unwrap();
+        let want = [
+            "| 1   | 1         | SELECT $1   | 10         | 5          |",
+            "| 1   | 2         | SELECT $1   | 0          | 0          |",
+            "| 2   | 1         | UPDATE t SET a = $1 | 0          | 13         |",
+        ];
+        let got = rows(&first);
+        assert_eq!(got.len(), 3, "{got:#?}");
+        for (g, w) in got.iter().zip(want) {
+            let squeeze = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert_eq!(squeeze(g), squeeze(w));
+        }
+        // A second scan with its rows in another order and nothing but the
+        // keys: the kept fingerprints and sums land on the right rows.
+        let second = job(&cache, false)
+            .run(
+                &[queries(&[2], false), queries(&[1, 0], false)],
+                None,
+                None,
+                None,
+            )
+            .unwrap();
+        assert_eq!(rows(&second), got);
+        assert!(cache.lock().unwrap().reusable);
+    }
+
+    #[test]
+    fn repeated_keys_are_computed_per_scan() {
+        let cache = Arc::new(Mutex::new(Cache::default()));
+        let twice = [queries(&[0, 1, 0], true)];
+        let out = job(&cache, true)
+            .run(&twice, Some(net()), Some(sched()), None)
+            .unwrap();
+        assert_eq!(rows(&out).len(), 3);
+        let c = cache.lock().unwrap();
+        assert!(!c.reusable);
+        assert!(!c.has(Kind::Net) && !c.has(Kind::Fingerprint));
     }
 }

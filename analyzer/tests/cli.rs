@@ -828,3 +828,43 @@ fn hist_and_slow_help_have_examples() {
         .success()
         .stdout(predicate::str::contains("hist").and(predicate::str::contains("slow")));
 }
+
+#[test]
+fn report_timings_name_every_section_on_stderr_only() {
+    let (_tmp, dir) = trace();
+    let plain = dbflight().arg("report").arg(&dir).assert().success();
+    let timed = dbflight()
+        .arg("report")
+        .arg(&dir)
+        .arg("--timings")
+        .assert()
+        .success();
+    let (plain, timed) = (plain.get_output(), timed.get_output());
+    // The report itself does not change.
+    assert_eq!(
+        String::from_utf8_lossy(&plain.stdout),
+        String::from_utf8_lossy(&timed.stdout)
+    );
+    assert!(plain.stderr.is_empty());
+    let stderr = String::from_utf8_lossy(&timed.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 9, "{stderr}");
+    for (line, name) in lines.iter().zip([
+        "overview",
+        "top_statements",
+        "slowest",
+        "latency_histogram",
+        "lock_waits",
+        "deadlocks",
+        "bytes_per_statement",
+        "cpu_per_statement",
+        "plan_shapes",
+    ]) {
+        let (secs, file) = line
+            .trim()
+            .split_once(" s  ")
+            .unwrap_or_else(|| panic!("{line}"));
+        assert!(secs.parse::<f64>().unwrap() >= 0.0, "{line}");
+        assert_eq!(file, format!("queries/{name}.sql"));
+    }
+}

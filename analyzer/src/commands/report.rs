@@ -17,7 +17,7 @@ pub fn run(args: &ReportArgs) -> Result<()> {
     let trace = &traces[0];
     let ctx = session_for_traces(&traces)?;
     let progress = Progress::start("report");
-    let mut report = runtime()?.block_on(report::build(&ctx, trace, &progress))?;
+    let mut report = runtime()?.block_on(report::build(&ctx, trace, &progress, args.timings))?;
     if traces.len() > 1 {
         report.trace = traces
             .iter()

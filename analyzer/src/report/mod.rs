@@ -193,6 +193,7 @@ pub async fn build(
     ctx: &SessionContext,
     trace: &TraceFiles,
     progress: &Progress,
+    timings: bool,
 ) -> Result<Report> {
     let mut sections = Vec::with_capacity(SECTIONS.len());
     let mut lock_waits = Vec::new();
@@ -201,9 +202,17 @@ pub async fn build(
         progress.set(&format!("report: {}", def.title));
         let what = format!("section {} (queries/{}.sql)", def.title, def.id);
         let fail = |e| anyhow::anyhow!("cannot compute the {what}: {e}");
+        let started = std::time::Instant::now();
         let df = queries::plan(ctx, def.sql).await.map_err(fail)?;
         let schema: SchemaRef = Arc::clone(df.schema().inner());
         let batches = df.collect().await.map_err(fail)?;
+        if timings {
+            progress.println(&format!(
+                "{:>8.3} s  queries/{}.sql",
+                started.elapsed().as_secs_f64(),
+                def.id
+            ));
+        }
         if def.id == "lock_waits" {
             lock_waits = batches.clone();
         }
