@@ -27,10 +27,11 @@ q AS (
         -- A session is a backend (PostgreSQL) or a connection thread (MySQL):
         -- thread ids are unique across processes, and a backend's is its pid.
         count(DISTINCT tid) AS sessions,
-        count(DISTINCT fingerprint(query)) AS fingerprints,
         sum(duration_ns) AS total_ns
     FROM queries
 ),
+-- fingerprint(query) of every statement, as statement_totals keeps it for the other sections.
+f AS (SELECT count(DISTINCT fingerprint) AS fingerprints FROM statement_totals),
 l AS (
     SELECT
         count(*) FILTER (WHERE event = 'wait_start') AS waits,
@@ -60,7 +61,7 @@ items(n, item, value) AS (
     UNION ALL SELECT 5, 'sessions', CAST(sessions AS VARCHAR) || ' with statements' FROM q
     UNION ALL SELECT 6, 'statements',
         CAST(statements AS VARCHAR) || ' (' || CAST(fingerprints AS VARCHAR) || ' fingerprints), '
-        || CAST(round(coalesce(total_ns, 0) / 1e6, 3) AS VARCHAR) || ' ms in total' FROM q
+        || CAST(round(coalesce(total_ns, 0) / 1e6, 3) AS VARCHAR) || ' ms in total' FROM q CROSS JOIN f
     UNION ALL SELECT 7, 'statement range',
         coalesce(CAST(first_ts AS VARCHAR) || ' .. ' || CAST(last_ts AS VARCHAR), 'none') FROM q
     UNION ALL SELECT 8, 'errors', CAST(errors AS VARCHAR) FROM q
