@@ -1,0 +1,172 @@
+//! The cache of `statement_totals` across scans, on batches made by hand.
+
+use arrow::array::{
+    DictionaryArray, Int32Array, StringArray, TimestampNanosecondArray, UInt64Array,
+};
+use arrow::datatypes::Int32Type;
+
+use super::*;
+
+/// Statements (pid, seq, start, end, text): pid 1 has two, pid 2 one.
+const STATEMENTS: [(i32, u64, i64, i64, &str); 3] = [
+    (1, 1, 100, 200, "SELECT 1"),
+    (1, 2, 300, 400, "select  2"),
+    (2, 1, 150, 450, "UPDATE t SET a = 3"),
+];
+
+/// The scan of queries for `rows` of [`STATEMENTS`]: the keys, the text
+/// when `with_text`, then pid and query_seq as projected columns.
+fn queries(rows: &[usize], with_text: bool) -> RecordBatch {
+    let s: Vec<_> = rows.iter().map(|&i| STATEMENTS[i]).collect();
+    let pid: ArrayRef = Arc::new(Int32Array::from_iter_values(s.iter().map(|r| r.0)));
+    let seq: ArrayRef = Arc::new(UInt64Array::from_iter_values(s.iter().map(|r| r.1)));
+    let ts = |f: fn(&(i32, u64, i64, i64, &str)) -> i64| -> ArrayRef {
+        Arc::new(TimestampNanosecondArray::from_iter_values(s.iter().map(f)))
+    };
+    let mut cols = vec![
+        pid.clone(),
+        pid.clone(),
+        seq.clone(),
+        ts(|r| r.2),
+        ts(|r| r.3),
+        Arc::new(Int64Array::from_iter_values(s.iter().map(|r| r.3 - r.2))) as ArrayRef,
+    ];
+    if with_text {
+        cols.push(Arc::new(StringArray::from_iter_values(
+            s.iter().map(|r| r.4),
+        )));
+    }
+    cols.extend([pid, seq]);
+    RecordBatch::try_from_iter(
+        cols.into_iter()
+            .enumerate()
+            .map(|(i, c)| (format!("c{i}"), c)),
+    )
+    .unwrap()
+}
+
+fn net() -> Vec<RecordBatch> {
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(Int32Array::from(vec![1, 1, 2, 2])),
+        Arc::new(Int32Array::from(vec![1, 1, 2, 2])),
+        Arc::new(UInt64Array::from(vec![Some(1), Some(2), Some(1), None])),
+        Arc::new(DictionaryArray::<Int32Type>::from_iter([
+            "recv", "send", "send", "send",
+        ])),
+        Arc::new(Int64Array::from(vec![10, 20, 30, 1000])),
+    ];
+    vec![
+        RecordBatch::try_from_iter(
+            cols.into_iter()
+                .enumerate()
+                .map(|(i, c)| (format!("n{i}"), c)),
+        )
+        .unwrap(),
+    ]
+}
+
+fn sched() -> Vec<RecordBatch> {
+    // pid 1: at its first statement's start (counts), between its statements (does not),
+    // at its second's end (does not); pid 2: inside its statement.
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(Int32Array::from(vec![1, 1, 1, 2])),
+        Arc::new(Int32Array::from(vec![1, 1, 1, 2])),
+        Arc::new(TimestampNanosecondArray::from(vec![100, 250, 400, 300])),
+        Arc::new(Int64Array::from(vec![5, 7, 11, 13])),
+        Arc::new(DictionaryArray::<Int32Type>::from_iter([
+            "S", "R", "S", "D",
+        ])),
+    ];
+    vec![
+        RecordBatch::try_from_iter(
+            cols.into_iter()
+                .enumerate()
+                .map(|(i, c)| (format!("s{i}"), c)),
+        )
+        .unwrap(),
+    ]
+}
+
+/// A job emitting pid, query_seq, fingerprint, recv_bytes, off_cpu_ns.
+fn job(cache: &Arc<Mutex<Cache>>, with_text: bool) -> Job {
+    let q = Table::Queries.schema();
+    let n_queries = q.fields().len();
+    let projection = vec![
+        q.index_of("pid").unwrap(),
+        q.index_of("query_seq").unwrap(),
+        n_queries,
+        n_queries + 1,
+        n_queries + 3,
+    ];
+    Job {
+        schema: Arc::new(SCHEMA.project(&projection).unwrap()),
+        projection,
+        n_queries,
+        first_passed: KEYS.len() + usize::from(with_text),
+        wants: vec![Kind::Fingerprint, Kind::Net, Kind::Sched],
+        dialect: Dialect::Postgres,
+        cache: cache.clone(),
+    }
+}
+
+/// Rows as text, sorted.
+fn rows(batches: &[RecordBatch]) -> Vec<String> {
+    let mut out: Vec<String> = arrow::util::pretty::pretty_format_batches(batches)
+        .unwrap()
+        .to_string()
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.contains("pid"))
+        .map(String::from)
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn kept_sums_follow_rows_scanned_in_another_order() {
+    let cache = Arc::new(Mutex::new(Cache::default()));
+    let first = job(&cache, true)
+        .run(
+            &[queries(&[0, 1], true), queries(&[2], true)],
+            Some(net()),
+            Some(sched()),
+            None,
+        )
+        .unwrap();
+    let want = [
+        "| 1   | 1         | SELECT $1   | 10         | 5          |",
+        "| 1   | 2         | SELECT $1   | 0          | 0          |",
+        "| 2   | 1         | UPDATE t SET a = $1 | 0          | 13         |",
+    ];
+    let got = rows(&first);
+    assert_eq!(got.len(), 3, "{got:#?}");
+    for (g, w) in got.iter().zip(want) {
+        let squeeze = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert_eq!(squeeze(g), squeeze(w));
+    }
+    // A second scan with its rows in another order and nothing but the
+    // keys: the kept fingerprints and sums land on the right rows.
+    let second = job(&cache, false)
+        .run(
+            &[queries(&[2], false), queries(&[1, 0], false)],
+            None,
+            None,
+            None,
+        )
+        .unwrap();
+    assert_eq!(rows(&second), got);
+    assert!(cache.lock().unwrap().reusable);
+}
+
+#[test]
+fn repeated_keys_are_computed_per_scan() {
+    let cache = Arc::new(Mutex::new(Cache::default()));
+    let twice = [queries(&[0, 1, 0], true)];
+    let out = job(&cache, true)
+        .run(&twice, Some(net()), Some(sched()), None)
+        .unwrap();
+    assert_eq!(rows(&out).len(), 3);
+    let c = cache.lock().unwrap();
+    assert!(!c.reusable);
+    assert!(!c.has(Kind::Net) && !c.has(Kind::Fingerprint));
+}
