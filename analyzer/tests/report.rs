@@ -15,22 +15,6 @@ fn dbflight() -> Command {
     Command::cargo_bin("dbflight").unwrap()
 }
 
-/// The standard output of `dbflight ARGS... TRACE-first` (which must succeed).
-fn run(dir: &Path, command: &str, args: &[&str]) -> String {
-    let out = dbflight()
-        .arg(command)
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{command} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 fn json(dir: &Path, file: &str) -> Vec<serde_json::Value> {
     let path = format!("{}/../queries/{file}.sql", env!("CARGO_MANIFEST_DIR"));
     let out = run(dir, "sql", &["-f", &path, "--format", "json"]);

@@ -6,28 +6,11 @@ mod common;
 
 use std::path::Path;
 
-use assert_cmd::Command;
 use common::{E, MS, NET, SCHED};
-
-fn sql_csv(trace: &Path, sql: &str) -> String {
-    let out = Command::cargo_bin("dbflight")
-        .unwrap()
-        .arg("sql")
-        .arg(trace)
-        .args([sql, "--format", "csv"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// Rows of a result without its header.
 fn rows(trace: &Path, sql: &str) -> Vec<String> {
-    sql_csv(trace, sql)
+    common::run(trace, "sql", &[sql, "--format", "csv"])
         .lines()
         .skip(1)
         .map(String::from)

@@ -550,3 +550,20 @@ pub fn story() -> (tempfile::TempDir, PathBuf) {
     write_story(&dir);
     (tmp, dir)
 }
+
+/// The standard output of `dbflight COMMAND TRACE ARGS...`, which must succeed.
+pub fn run(dir: &Path, command: &str, args: &[&str]) -> String {
+    let out = assert_cmd::Command::cargo_bin("dbflight")
+        .unwrap()
+        .arg(command)
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{command} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
