@@ -17,72 +17,70 @@ pub(super) struct Fingerprints {
     pub(super) views: Vec<u128>,
 }
 
-/// Every row's fingerprint, the text being column `column`; the batches are
-/// shared out to one thread per core, each with its own cache of shapes.
-pub(super) fn fingerprints(
-    queries: &[RecordBatch],
-    column: usize,
-    dialect: Dialect,
-) -> Result<Fingerprints> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .clamp(1, queries.len().max(1));
-    let chunk = queries.len().div_ceil(threads).max(1);
-    // Per thread: keys into its own list of distinct fingerprints.
-    let parts = std::thread::scope(|scope| {
-        let handles: Vec<_> = queries
-            .chunks(chunk)
-            .map(|batches| {
-                scope.spawn(move || -> Result<(Vec<u32>, Vec<String>)> {
-                    let mut cache = FingerprintCache::new();
-                    let mut ids: FxHashMap<String, u32> = FxHashMap::default();
-                    let mut values = Vec::new();
-                    let mut keys = Vec::new();
-                    for b in batches {
-                        let texts = b.column(column);
-                        let mut each = |text: Option<&str>| {
-                            keys.push(match text {
-                                None => u32::MAX,
-                                Some(t) => {
-                                    let fp = cache.fingerprint(t, dialect);
-                                    match ids.get(fp.as_ref()) {
-                                        Some(&k) => k,
-                                        None => {
-                                            let k = values.len() as u32;
-                                            values.push(fp.to_string());
-                                            ids.insert(fp.into_owned(), k);
-                                            k
-                                        }
-                                    }
-                                }
-                            })
-                        };
-                        if let Some(a) = texts.as_string_opt::<i32>() {
-                            a.iter().for_each(&mut each);
-                        } else if let Some(a) = texts.as_string_view_opt() {
-                            a.iter().for_each(&mut each);
-                        } else {
-                            return Err(DataFusionError::Internal(format!(
-                                "query is {}, not text",
-                                texts.data_type()
-                            )));
+/// Fingerprints of the rows of one partition of the scan, made as its
+/// batches arrive: keys into its own list of distinct fingerprints.
+#[derive(Default)]
+pub(super) struct Part {
+    cache: FingerprintCache,
+    ids: FxHashMap<String, u32>,
+    values: Vec<String>,
+    keys: Vec<u32>,
+}
+
+impl Part {
+    /// Adds a batch's fingerprints, the text being column `column`.
+    pub(super) fn add(
+        &mut self,
+        batch: &RecordBatch,
+        column: usize,
+        dialect: Dialect,
+    ) -> Result<()> {
+        let texts = batch.column(column);
+        let Part {
+            cache,
+            ids,
+            values,
+            keys,
+        } = self;
+        let mut each = |text: Option<&str>| {
+            keys.push(match text {
+                None => u32::MAX,
+                Some(t) => {
+                    let fp = cache.fingerprint(t, dialect);
+                    match ids.get(fp.as_ref()) {
+                        Some(&k) => k,
+                        None => {
+                            let k = values.len() as u32;
+                            values.push(fp.to_string());
+                            ids.insert(fp.into_owned(), k);
+                            k
                         }
                     }
-                    Ok((keys, values))
-                })
+                }
             })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("fingerprint thread panicked"))
-            .collect::<Result<Vec<_>>>()
-    })?;
-    // One list of distinct fingerprints for all the parts.
+        };
+        if let Some(a) = texts.as_string_opt::<i32>() {
+            a.iter().for_each(&mut each);
+        } else if let Some(a) = texts.as_string_view_opt() {
+            a.iter().for_each(&mut each);
+        } else {
+            return Err(DataFusionError::Internal(format!(
+                "query is {}, not text",
+                texts.data_type()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The parts, in the order of their rows, as one column.
+pub(super) fn merge(parts: Vec<Part>) -> Result<Fingerprints> {
     let mut ids: FxHashMap<String, u32> = FxHashMap::default();
     let mut values: Vec<String> = Vec::new();
-    let mut keys = Vec::with_capacity(queries.iter().map(RecordBatch::num_rows).sum());
-    for (part_keys, part_values) in parts {
-        let map: Vec<u32> = part_values
+    let mut keys = Vec::with_capacity(parts.iter().map(|p| p.keys.len()).sum());
+    for part in parts {
+        let map: Vec<u32> = part
+            .values
             .into_iter()
             .map(|v| {
                 *ids.entry(v.clone()).or_insert_with(|| {
@@ -92,7 +90,7 @@ pub(super) fn fingerprints(
             })
             .collect();
         keys.extend(
-            part_keys
+            part.keys
                 .into_iter()
                 .map(|k| if k == u32::MAX { k } else { map[k as usize] }),
         );

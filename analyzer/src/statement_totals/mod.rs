@@ -26,7 +26,8 @@ use std::ops::Range;
 use std::sync::{Arc, LazyLock, Mutex};
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, Int64Array, RecordBatch, RecordBatchOptions, StringViewArray,
+    Array, ArrayRef, AsArray, Int64Array, RecordBatch, RecordBatchOptions, StringArray,
+    StringViewArray,
 };
 use arrow::buffer::{NullBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
@@ -48,7 +49,7 @@ mod fingerprints;
 mod index;
 mod sums;
 
-use fingerprints::{Fingerprints, fingerprints};
+use fingerprints::{Fingerprints, Part};
 use index::{Thread, home_rows, i32s};
 
 /// The table's name in every session.
@@ -337,13 +338,15 @@ impl PartitionStream for TotalsStream {
         let job = self.job.clone();
         let batches = futures::stream::once(async move {
             // The scans run side by side, each over all its partitions.
-            let (q, n, s, p) = futures::try_join!(
-                collect_in_order(queries, ctx.clone()),
+            // The text is in the scan only when fingerprints are to be made.
+            let dialect = (job.first_passed > KEYS.len()).then_some(job.dialect);
+            let ((q, fp), n, s, p) = futures::try_join!(
+                collect_queries(queries, ctx.clone(), dialect),
                 maybe_collect(net, ctx.clone()),
                 maybe_collect(sched, ctx.clone()),
                 maybe_collect(plans, ctx),
             )?;
-            let out = tokio::task::spawn_blocking(move || job.run(&q, n, s, p))
+            let out = tokio::task::spawn_blocking(move || job.run(&q, fp, n, s, p))
                 .await
                 .map_err(|e| DataFusionError::External(Box::new(e)))??;
             Ok::<_, DataFusionError>(futures::stream::iter(out.into_iter().map(Ok)))
@@ -391,6 +394,59 @@ async fn collect_in_order(
     Ok(batches)
 }
 
+/// The batches of the scan of queries, in the order of [`collect_in_order`].
+/// With a dialect, each partition fingerprints its texts (column
+/// [`KEYS`]`.len()`) as they arrive and lets go of them.
+async fn collect_queries(
+    plan: Arc<dyn ExecutionPlan>,
+    ctx: Arc<TaskContext>,
+    dialect: Option<Dialect>,
+) -> Result<(Vec<RecordBatch>, Option<Fingerprints>)> {
+    let partitions = plan.properties().partitioning.partition_count();
+    let tasks = (0..partitions)
+        .map(|p| {
+            let stream = plan.execute(p, ctx.clone());
+            SpawnedTask::spawn(async move {
+                let mut stream = stream?;
+                let (mut batches, mut part) = (Vec::new(), Part::default());
+                while let Some(batch) = stream.next().await {
+                    let mut batch = batch?;
+                    if let Some(dialect) = dialect {
+                        part.add(&batch, KEYS.len(), dialect)?;
+                        batch = without_text(batch, KEYS.len())?;
+                    }
+                    batches.push(batch);
+                }
+                Ok::<_, DataFusionError>((batches, part))
+            })
+        })
+        .collect::<Vec<_>>();
+    let (mut batches, mut parts) = (Vec::new(), Vec::new());
+    for task in tasks {
+        let (b, part) = task
+            .join_unwind()
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))??;
+        batches.extend(b);
+        parts.push(part);
+    }
+    let fingerprints = match dialect {
+        Some(_) => Some(fingerprints::merge(parts)?),
+        None => None,
+    };
+    Ok((batches, fingerprints))
+}
+
+/// The batch with column `column` (text, fingerprinted already) emptied.
+fn without_text(batch: RecordBatch, column: usize) -> Result<RecordBatch> {
+    let mut columns = batch.columns().to_vec();
+    columns[column] = Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+        "",
+        batch.num_rows(),
+    )));
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
+}
+
 /// The results one scan emits, shared with the cache.
 struct Totals {
     /// Each row's home row, when the scan's order is not the home order.
@@ -419,9 +475,11 @@ fn has_rows(b: Option<&Vec<RecordBatch>>) -> bool {
 }
 
 impl Job {
+    /// `fingerprints`: made while the scan of queries streamed, when it had the text.
     fn run(
         &self,
         queries: &[RecordBatch],
+        mut fingerprints: Option<Fingerprints>,
         net: Option<Vec<RecordBatch>>,
         sched: Option<Vec<RecordBatch>>,
         plans: Option<Vec<RecordBatch>>,
@@ -469,7 +527,7 @@ impl Job {
                 }
                 match kind {
                     Kind::Fingerprint => {
-                        let mut fp = fingerprints(queries, KEYS.len(), self.dialect)?;
+                        let mut fp = fingerprints.take().ok_or_else(|| lost(kind))?;
                         if let Some(home) = &home {
                             let mut keys = vec![u32::MAX; fp.keys.len()];
                             for (r, &h) in home.iter().enumerate() {

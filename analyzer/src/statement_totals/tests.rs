@@ -122,12 +122,23 @@ fn rows(batches: &[RecordBatch]) -> Vec<String> {
     out
 }
 
+/// The fingerprints of a scan with the text, as its partition would make them.
+fn fingerprints_of(batches: &[RecordBatch]) -> Option<Fingerprints> {
+    let mut part = Part::default();
+    for b in batches {
+        part.add(b, KEYS.len(), Dialect::Postgres).unwrap();
+    }
+    Some(fingerprints::merge(vec![part]).unwrap())
+}
+
 #[test]
 fn kept_sums_follow_rows_scanned_in_another_order() {
     let cache = Arc::new(Mutex::new(Cache::default()));
+    let first_scan = [queries(&[0, 1], true), queries(&[2], true)];
     let first = job(&cache, true)
         .run(
-            &[queries(&[0, 1], true), queries(&[2], true)],
+            &first_scan,
+            fingerprints_of(&first_scan),
             Some(net()),
             Some(sched()),
             None,
@@ -152,6 +163,7 @@ fn kept_sums_follow_rows_scanned_in_another_order() {
             None,
             None,
             None,
+            None,
         )
         .unwrap();
     assert_eq!(rows(&second), got);
@@ -163,7 +175,13 @@ fn repeated_keys_are_computed_per_scan() {
     let cache = Arc::new(Mutex::new(Cache::default()));
     let twice = [queries(&[0, 1, 0], true)];
     let out = job(&cache, true)
-        .run(&twice, Some(net()), Some(sched()), None)
+        .run(
+            &twice,
+            fingerprints_of(&twice),
+            Some(net()),
+            Some(sched()),
+            None,
+        )
         .unwrap();
     assert_eq!(rows(&out).len(), 3);
     let c = cache.lock().unwrap();
