@@ -275,6 +275,37 @@ fn several_traces_have_a_trace_column_and_reports_cover_the_union() {
     ]);
     assert_eq!(twice, "trace\npgbench-pg15\npgbench-pg15#2\n");
 
+    // statement_totals too: per trace, the same rows and sums as that trace alone.
+    let totals = "count(*) AS n, sum(off_cpu_ns) AS off, sum(sent_bytes) AS sent, \
+                  count(DISTINCT plan_id) AS plans, count(DISTINCT fingerprint) AS fps";
+    let alone = |t: &str| {
+        dbflight(&[
+            "sql",
+            t,
+            &format!("SELECT {totals} FROM statement_totals"),
+            "--format",
+            "csv",
+        ])
+        .lines()
+        .nth(1)
+        .unwrap()
+        .to_string()
+    };
+    let union = dbflight(&[
+        "sql",
+        PGBENCH,
+        LOCKS,
+        &format!("SELECT trace, {totals} FROM statement_totals GROUP BY trace ORDER BY trace"),
+        "--format",
+        "csv",
+    ]);
+    let (ta, tb) = (alone(PGBENCH), alone(LOCKS));
+    assert_eq!(
+        union,
+        format!("trace,n,off,sent,plans,fps\nlocks-pg15,{tb}\npgbench-pg15,{ta}\n")
+    );
+    assert!(ta.starts_with(&format!("{a},")), "{ta}");
+
     let total: u64 = a.parse::<u64>().unwrap() + b.parse::<u64>().unwrap();
     let report = dbflight(&["report", PGBENCH, LOCKS, "--format", "markdown"]);
     assert!(

@@ -1,7 +1,7 @@
 //! Every thread's statements, indexed once: by `query_seq` (net and plan
 //! rows name their statement) and by start (sched rows fall inside one).
 
-use arrow::array::{Array, ArrayRef, AsArray, PrimitiveArray, RecordBatch, StringArray};
+use arrow::array::{Array, AsArray, PrimitiveArray, RecordBatch};
 use arrow::datatypes::{Int32Type, TimestampNanosecondType, UInt64Type};
 use datafusion::common::{DataFusionError, Result};
 use rustc_hash::FxHashMap;
@@ -69,28 +69,18 @@ impl Thread {
     }
 }
 
-/// A 64-bit finalizer (SplitMix64): every input bit moves every output bit.
-pub(super) fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
+/// The row of statement `seq` of thread (pid, tid).
+pub(super) fn row_of(
+    threads: &FxHashMap<(i32, i32), Thread>,
+    pid: i32,
+    tid: i32,
+    seq: u64,
+) -> Option<u32> {
+    threads.get(&(pid, tid))?.by_seq.get(seq)
 }
 
 pub(super) fn i32s(b: &RecordBatch, c: usize) -> &PrimitiveArray<Int32Type> {
     b.column(c).as_primitive::<Int32Type>()
-}
-
-/// For each wanted string, one flag per key of a dictionary column: `value == want`.
-pub(super) fn dictionary_matches<const N: usize>(
-    column: &ArrayRef,
-    wants: [&str; N],
-) -> Result<[Vec<bool>; N]> {
-    let dict = column
-        .as_dictionary_opt::<Int32Type>()
-        .ok_or_else(|| DataFusionError::Internal("expected a dictionary column".into()))?;
-    let values: &StringArray = dict.values().as_string();
-    Ok(wants.map(|w| (0..values.len()).map(|i| values.value(i) == w).collect()))
 }
 
 /// Every thread's statements, by number and by start.
@@ -137,7 +127,7 @@ pub(super) fn threads(queries: &[RecordBatch]) -> (FxHashMap<(i32, i32), Thread>
         let seq = b.column(2).as_primitive::<UInt64Type>();
         let ts = b.column(3).as_primitive::<TimestampNanosecondType>();
         let end = b.column(4).as_primitive::<TimestampNanosecondType>();
-        let duration = b.column(5);
+        let duration = b.column(super::DURATION);
         for i in 0..b.num_rows() {
             let t = threads
                 .get_mut(&(pid.value(i), tid.value(i)))
@@ -176,10 +166,8 @@ pub(super) fn home_rows(
         let (pid, tid) = (i32s(b, 0), i32s(b, 1));
         let seq = b.column(2).as_primitive::<UInt64Type>();
         for i in 0..b.num_rows() {
-            let row = threads
-                .get(&(pid.value(i), tid.value(i)))
-                .and_then(|t| t.by_seq.get(seq.value(i)))
-                .ok_or_else(|| {
+            let row =
+                row_of(threads, pid.value(i), tid.value(i), seq.value(i)).ok_or_else(|| {
                     DataFusionError::Internal(format!(
                         "{NAME}: statement ({}, {}) was not in the first scan",
                         pid.value(i),

@@ -147,7 +147,8 @@ struct Cache {
     /// `Some(None)`: computed, and the table has no rows.
     net: Option<Option<Arc<Vec<[i64; 2]>>>>,
     sched: Option<Option<Arc<Vec<[i64; 4]>>>>,
-    plan: Option<Option<Arc<Plans>>>,
+    /// Rows without plan nodes are marked in it, so no table-wide None.
+    plan: Option<Arc<Plans>>,
 }
 
 impl fmt::Debug for Cache {
@@ -177,6 +178,19 @@ type Plans = (Vec<u64>, Vec<bool>);
 
 /// The `queries` columns every computation needs, first in every scan of it.
 const KEYS: [&str; 6] = ["pid", "tid", "query_seq", "ts", "end_ts", "duration_ns"];
+/// Where `duration_ns` is in [`KEYS`].
+const DURATION: usize = 5;
+
+/// Column `which` of [`EXTRA`] as an index among its kind's columns
+/// (recv 0, sent 1; off-CPU 0, S 1, D 2, R 3).
+fn nth_of_kind(which: usize) -> usize {
+    let kind = EXTRA[which].1;
+    which
+        - EXTRA
+            .iter()
+            .position(|e| e.1 == kind)
+            .expect("its own kind")
+}
 
 #[async_trait]
 impl TableProvider for StatementTotals {
@@ -341,7 +355,7 @@ impl PartitionStream for TotalsStream {
             // The text is in the scan only when fingerprints are to be made.
             let dialect = (job.first_passed > KEYS.len()).then_some(job.dialect);
             let ((q, fp), n, s, p) = futures::try_join!(
-                collect_queries(queries, ctx.clone(), dialect),
+                collect_in_order(queries, ctx.clone(), dialect),
                 maybe_collect(net, ctx.clone()),
                 maybe_collect(sched, ctx.clone()),
                 maybe_collect(plans, ctx),
@@ -364,40 +378,18 @@ async fn maybe_collect(
     ctx: Arc<TaskContext>,
 ) -> Result<Option<Vec<RecordBatch>>> {
     match plan {
-        Some(p) => Ok(Some(collect_in_order(p, ctx).await?)),
+        Some(p) => Ok(Some(collect_in_order(p, ctx, None).await?.0)),
         None => Ok(None),
     }
 }
 
 /// All batches of a scan, partition after partition: each partition reads
 /// its files in segment order, so rows come mostly in time order (what the
-/// searches above are fast on). Partitions are read side by side.
+/// searches of [`index`] are fast on). Partitions are read side by side.
+/// With a dialect (the scan of queries with its text), each partition
+/// fingerprints the texts (column [`KEYS`]`.len()`) as they arrive and lets
+/// go of them.
 async fn collect_in_order(
-    plan: Arc<dyn ExecutionPlan>,
-    ctx: Arc<TaskContext>,
-) -> Result<Vec<RecordBatch>> {
-    let partitions = plan.properties().partitioning.partition_count();
-    let tasks = (0..partitions)
-        .map(|p| {
-            let stream = plan.execute(p, ctx.clone());
-            SpawnedTask::spawn(async move { stream?.try_collect::<Vec<_>>().await })
-        })
-        .collect::<Vec<_>>();
-    let mut batches = Vec::new();
-    for task in tasks {
-        batches.extend(
-            task.join_unwind()
-                .await
-                .map_err(|e| DataFusionError::External(Box::new(e)))??,
-        );
-    }
-    Ok(batches)
-}
-
-/// The batches of the scan of queries, in the order of [`collect_in_order`].
-/// With a dialect, each partition fingerprints its texts (column
-/// [`KEYS`]`.len()`) as they arrive and lets go of them.
-async fn collect_queries(
     plan: Arc<dyn ExecutionPlan>,
     ctx: Arc<TaskContext>,
     dialect: Option<Dialect>,
@@ -470,8 +462,8 @@ fn order_of(queries: &[RecordBatch]) -> u64 {
     h.finish()
 }
 
-fn has_rows(b: Option<&Vec<RecordBatch>>) -> bool {
-    b.is_some_and(|b| b.iter().any(|b| b.num_rows() > 0))
+fn has_rows(batches: &[RecordBatch]) -> bool {
+    batches.iter().any(|b| b.num_rows() > 0)
 }
 
 impl Job {
@@ -505,7 +497,11 @@ impl Job {
             let cache: &mut Cache = if shared.reusable {
                 &mut shared
             } else {
-                own.threads = Some(index::threads(queries).0);
+                // The index the first scan just built serves it; later ones build their own.
+                own.threads = Some(match shared.threads.take() {
+                    Some(t) if shared.home == Some(order) => t,
+                    _ => index::threads(queries).0,
+                });
                 own.home = Some(order);
                 own.reusable = true;
                 &mut own
@@ -540,27 +536,23 @@ impl Job {
                     Kind::Net => {
                         let batches = net.as_ref().ok_or_else(|| lost(kind))?;
                         let threads = cache.threads.as_ref().expect("built above");
-                        let sums = if has_rows(Some(batches)) {
-                            Some(Arc::new(Totals::net(batches, threads, rows)?))
-                        } else {
-                            None
-                        };
+                        let sums = has_rows(batches)
+                            .then(|| Totals::net(batches, threads, rows).map(Arc::new))
+                            .transpose()?;
                         cache.net = Some(sums);
                     }
                     Kind::Sched => {
                         let batches = sched.as_ref().ok_or_else(|| lost(kind))?;
                         let threads = cache.threads.as_mut().expect("built above");
-                        let sums = if has_rows(Some(batches)) {
-                            Some(Arc::new(Totals::sched(batches, threads, rows)?))
-                        } else {
-                            None
-                        };
+                        let sums = has_rows(batches)
+                            .then(|| Totals::sched(batches, threads, rows).map(Arc::new))
+                            .transpose()?;
                         cache.sched = Some(sums);
                     }
                     Kind::Plan => {
                         let batches = plans.as_ref().ok_or_else(|| lost(kind))?;
                         let threads = cache.threads.as_ref().expect("built above");
-                        cache.plan = Some(Some(Arc::new(Totals::plans(batches, threads, rows)?)));
+                        cache.plan = Some(Arc::new(Totals::plans(batches, threads, rows)?));
                     }
                 }
             }
@@ -569,7 +561,7 @@ impl Job {
                 fingerprints: cache.fingerprints.clone(),
                 net: cache.net.clone().flatten(),
                 sched: cache.sched.clone().flatten(),
-                plan: cache.plan.clone().flatten(),
+                plan: cache.plan.clone(),
             }
         };
         totals.emit(queries, self)
@@ -584,7 +576,7 @@ impl Totals {
         for b in queries {
             let n = b.num_rows();
             let rows = start..start + n;
-            let timed = b.column(5);
+            let timed = b.column(DURATION);
             let mut passed = job.first_passed;
             let columns = job
                 .projection
@@ -616,8 +608,9 @@ impl Totals {
             None => rows.collect(),
             Some(home) => home[rows].iter().map(|&h| h as usize).collect(),
         };
-        let values: Int64Array = match (EXTRA[which].1, which) {
-            (Kind::Fingerprint, _) => {
+        let w = nth_of_kind(which);
+        let values: Int64Array = match EXTRA[which].1 {
+            Kind::Fingerprint => {
                 let fp = self.fingerprints.as_ref().expect("computed for this scan");
                 let keys: Vec<u32> = homes.iter().map(|&h| fp.keys[h]).collect();
                 let nulls = keys.contains(&u32::MAX).then(|| {
@@ -640,20 +633,20 @@ impl Totals {
                     StringViewArray::new_unchecked(views, vec![fp.buffer.clone()], nulls)
                 }));
             }
-            (Kind::Net, w) => match &self.net {
-                Some(s) => homes.iter().map(|&h| Some(s[h][w - 1])).collect(),
+            Kind::Net => match &self.net {
+                Some(s) => homes.iter().map(|&h| Some(s[h][w])).collect(),
                 None => Int64Array::new_null(n),
             },
-            (Kind::Sched, w) => match &self.sched {
+            Kind::Sched => match &self.sched {
                 // Statements without a duration get no off-CPU time.
                 Some(s) => homes
                     .iter()
                     .enumerate()
-                    .map(|(i, &h)| timed.is_valid(i).then_some(s[h][w - 3]))
+                    .map(|(i, &h)| timed.is_valid(i).then_some(s[h][w]))
                     .collect(),
                 None => Int64Array::new_null(n),
             },
-            (Kind::Plan, _) => match &self.plan {
+            Kind::Plan => match &self.plan {
                 Some(p) => homes
                     .iter()
                     .map(|&h| p.1[h].then_some(p.0[h] as i64))

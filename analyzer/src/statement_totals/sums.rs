@@ -3,13 +3,13 @@
 
 use std::hash::{Hash, Hasher};
 
-use arrow::array::{Array, AsArray, RecordBatch, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, PrimitiveArray, RecordBatch, StringArray};
 use arrow::datatypes::{Int32Type, Int64Type, TimestampNanosecondType, UInt64Type};
 use datafusion::common::{DataFusionError, Result};
 use rustc_hash::{FxHashMap, FxHasher};
 
 use super::Totals;
-use super::index::{Thread, dictionary_matches, i32s, splitmix64};
+use super::index::{Thread, i32s, row_of};
 
 impl Totals {
     /// Bytes received and sent per statement row.
@@ -25,23 +25,11 @@ impl Totals {
             let [is_recv, is_send] = dictionary_matches(b.column(3), ["recv", "send"])?;
             let keys = b.column(3).as_dictionary::<Int32Type>().keys();
             let bytes = b.column(4).as_primitive::<Int64Type>();
-            let mut last: Option<((i32, i32), &Thread)> = None;
             for i in 0..b.num_rows() {
                 if !seq.is_valid(i) {
                     continue;
                 }
-                let key = (pid.value(i), tid.value(i));
-                let thread = match last {
-                    Some((k, t)) if k == key => t,
-                    _ => match threads.get(&key) {
-                        Some(t) => {
-                            last = Some((key, t));
-                            t
-                        }
-                        None => continue,
-                    },
-                };
-                let Some(r) = thread.by_seq.get(seq.value(i)) else {
+                let Some(r) = row_of(threads, pid.value(i), tid.value(i), seq.value(i)) else {
                     continue;
                 };
                 let k = keys.value(i) as usize;
@@ -81,10 +69,7 @@ impl Totals {
                 })
                 .collect();
             for i in 0..b.num_rows() {
-                let Some(thread) = threads.get(&(pid.value(i), tid.value(i))) else {
-                    continue;
-                };
-                let Some(r) = thread.by_seq.get(seq.value(i)) else {
+                let Some(r) = row_of(threads, pid.value(i), tid.value(i), seq.value(i)) else {
                     continue;
                 };
                 let t = if types.is_valid(i) {
@@ -93,7 +78,7 @@ impl Totals {
                     0x9e37_79b9_7f4a_7c15
                 };
                 // NULL ids as u32::MAX + 1 apart from every id.
-                let id = |a: &arrow::array::PrimitiveArray<Int32Type>| {
+                let id = |a: &PrimitiveArray<Int32Type>| {
                     if a.is_valid(i) {
                         u64::from(a.value(i) as u32)
                     } else {
@@ -145,4 +130,24 @@ impl Totals {
         }
         Ok(sums)
     }
+}
+
+/// A 64-bit finalizer (SplitMix64): every input bit moves every output bit.
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// For each wanted string, one flag per key of a dictionary column: `value == want`.
+fn dictionary_matches<const N: usize>(
+    column: &ArrayRef,
+    wants: [&str; N],
+) -> Result<[Vec<bool>; N]> {
+    let dict = column
+        .as_dictionary_opt::<Int32Type>()
+        .ok_or_else(|| DataFusionError::Internal("expected a dictionary column".into()))?;
+    let values: &StringArray = dict.values().as_string();
+    Ok(wants.map(|w| (0..values.len()).map(|i| values.value(i) == w).collect()))
 }
