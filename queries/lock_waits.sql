@@ -3,184 +3,42 @@
 --
 --   dbflight sql TRACE -f queries/lock_waits.sql
 --
--- The joins are written small side first, and dbflight runs this file
--- with DataFusion's join reordering off: it cannot know how few rows the
--- event filters keep and would build its hash tables on queries. By
--- hand, put `SET datafusion.optimizer.join_reordering = false;` before it.
---
--- A wait is a wait_end row of the locks table (it began wait_ns before),
--- or a wait_start that never ended: its session was chosen as the victim
--- of a deadlock or cancelled (it ends at the session's release_all), or it
--- was still waiting when the recording ended. The session blocking it (the
+-- The waits and their holders come from the derived table lock_waits
+-- (`SHOW COLUMNS FROM lock_waits`; what it means in plain SQL over the
+-- locks table is analyzer/src/lock_waits/plain.sql). In short: a wait is
+-- a wait_end row of the locks table (it began wait_ns before), or a
+-- wait_start that never ended: its session was chosen as the victim of a
+-- deadlock or cancelled (it ends at the session's release_all), or it was
+-- still waiting when the recording ended. The session blocking it (the
 -- holder) is any other pid that acquired a conflicting mode
 -- (lock_modes_conflict) on the same object (lock_object) before the wait
 -- began, and released it (release, or release_all at the end of its
 -- transaction) after. A wait whose holder took the lock before the
 -- recording began has a NULL holder. Times in milliseconds.
 --
--- Only the rows the waits need are read past their event: the waits
--- themselves, release_all and deadlock reports, and the rows on the
--- objects waited for (of the waited lock types first, so that
--- lock_object() names a small part of a big trace's rows). Events are
--- compared as stored (dictionaries), and the small side of a join comes first.
-WITH wait_rows AS (
-    SELECT
-        CAST(ts AS BIGINT) AS t,
-        pid,
-        tid,
-        query_seq,
-        CAST(event AS VARCHAR) AS event,
-        CAST(lock_type AS VARCHAR) AS lock_type,
-        CAST(mode AS VARCHAR) AS mode,
-        lock_object(lock_type, database_oid, relation_oid, field3, field4) AS object,
-        wait_ns
-    FROM locks
-    WHERE event = 'wait_start' OR event = 'wait_end'
-),
-trace_end AS (
-    SELECT greatest(
-        coalesce((SELECT max(CAST(end_ts AS BIGINT)) FROM recorder_stats), 0),
-        coalesce(CAST((SELECT max(ts) FROM locks) AS BIGINT), 0)
-    ) AS t
-),
-ended AS (
-    SELECT pid, tid, query_seq, lock_type, mode, object,
-           t - coalesce(wait_ns, 0) AS start_t, t AS end_t, 'granted' AS outcome
-    FROM wait_rows
-    WHERE event = 'wait_end'
-),
--- wait_starts that no wait_end of the same thread covers: the session gave
--- up (its release_all ends the wait) or was still waiting at the end.
-starts AS (
-    SELECT s.pid, s.tid, s.query_seq, s.lock_type, s.mode, s.object, s.t
-    FROM wait_rows s
-    WHERE s.event = 'wait_start'
-      AND NOT EXISTS (
-          SELECT 1 FROM ended e
-          WHERE e.tid = s.tid AND e.start_t <= s.t AND e.end_t >= s.t
-      )
-),
--- Each with its session's next release_all and deadlock report at or after
--- it: a running min in descending time per pid (a sort, not a range join),
--- over those rows of the pids of these waits only.
-unended AS (
-    SELECT pid, tid, query_seq, lock_type, mode, object, t AS start_t, release_all_t, deadlock_t
-    FROM (
-        SELECT
-            *,
-            min(CASE WHEN kind = 1 THEN t END) OVER following AS release_all_t,
-            min(CASE WHEN kind = 2 THEN t END) OVER following AS deadlock_t
-        FROM (
-            SELECT pid, tid, query_seq, lock_type, mode, object, t, 0 AS kind FROM starts
-            UNION ALL
-            SELECT l.pid, NULL, NULL, NULL, NULL, NULL, CAST(l.ts AS BIGINT),
-                   CASE WHEN l.event = 'release_all' THEN 1 ELSE 2 END
-            FROM (SELECT DISTINCT pid FROM starts) AS p
-            JOIN locks l ON l.pid = p.pid
-            WHERE l.event = 'release_all' OR l.event = 'deadlock'
-        ) AS marked
-        -- (t DESC, and at one instant the reports before the waits: the
-        -- rows at or after each wait, as a running frame in one pass.)
-        WINDOW following AS (PARTITION BY pid ORDER BY t DESC, kind DESC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
-    ) AS ahead
-    WHERE kind = 0
-),
-waits AS (
-    SELECT pid, tid, query_seq, lock_type, mode, object, start_t, end_t, outcome FROM ended
-    UNION ALL
-    SELECT pid, tid, query_seq, lock_type, mode, object, start_t,
-           coalesce(release_all_t, (SELECT t FROM trace_end)) AS end_t,
-           CASE
-               WHEN deadlock_t IS NOT NULL AND (release_all_t IS NULL OR deadlock_t <= release_all_t)
-                   THEN 'deadlock victim'
-               WHEN release_all_t IS NOT NULL THEN 'cancelled'
-               ELSE 'still waiting'
-           END AS outcome
-    FROM unended
-),
--- Every granted lock on an object someone waited for, until the first
--- release of it (same object and mode) or of all its session's locks.
-on_waited AS (
-    SELECT *
-    FROM (
-        SELECT
-            CAST(l.ts AS BIGINT) AS t,
-            l.pid,
-            l.query_seq,
-            CAST(l.event AS VARCHAR) AS event,
-            CAST(l.mode AS VARCHAR) AS mode,
-            lock_object(l.lock_type, l.database_oid, l.relation_oid, l.field3, l.field4) AS object,
-            CAST(l.result AS VARCHAR) AS result,
-            0 AS kind
-        -- Two rows name one object only if their lock types are equal.
-        FROM (SELECT DISTINCT lock_type FROM locks WHERE event = 'wait_start' OR event = 'wait_end') AS w
-        JOIN locks l ON l.lock_type = w.lock_type
-        -- Only acquires (the holds) and releases (their ends) count below.
-        WHERE l.event = 'acquire' OR l.event = 'release'
-    ) AS r
-    WHERE r.object IN (SELECT object FROM wait_rows)
-),
-holds AS (
-    SELECT pid, query_seq, mode, object, acquired_t,
-           least(release_t, release_all_t) AS released_t, event, result
-    FROM (
-        SELECT
-            pid, query_seq, mode, object, t AS acquired_t, release_all_t, event, result,
-            min(CASE WHEN event = 'release' THEN t END) OVER (
-                PARTITION BY pid, object, mode ORDER BY t DESC, event = 'release' DESC
-                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-            ) AS release_t
-        FROM (
-            SELECT
-                *,
-                min(CASE WHEN kind = 1 THEN t END) OVER (
-                    PARTITION BY pid ORDER BY t DESC, kind DESC
-                    ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-                ) AS release_all_t
-            FROM (
-                SELECT * FROM on_waited
-                UNION ALL
-                SELECT CAST(ts AS BIGINT), pid, NULL, NULL, NULL, NULL, NULL, 1
-                FROM locks
-                WHERE event = 'release_all'
-            ) AS marked
-        ) AS ahead
-        WHERE kind = 0
-    )
-    WHERE event = 'acquire' AND result IS DISTINCT FROM 'not_available'
-),
-blocked AS (
-    SELECT w.*, h.pid AS holder_pid, h.query_seq AS holder_seq, h.mode AS held_mode,
-           row_number() OVER (
-               PARTITION BY w.tid, w.start_t, h.pid ORDER BY h.acquired_t
-           ) AS nth
-    FROM waits w
-    LEFT JOIN holds h
-        ON h.object = w.object AND h.pid <> w.pid
-       AND h.acquired_t <= w.start_t
-       AND (h.released_t IS NULL OR h.released_t > w.start_t)
-       AND lock_modes_conflict(h.mode, w.mode)
-),
-sessions AS (
+-- This file adds who the sessions were and what they ran. The joins are
+-- written small side first, and dbflight runs this file with DataFusion's
+-- join reordering off: it would build its hash tables on queries. By
+-- hand, put `SET datafusion.optimizer.join_reordering = false;` before it.
+WITH sessions AS (
     SELECT pid, max(CAST("user" AS VARCHAR)) AS "user" FROM processes GROUP BY pid
 )
 SELECT
-    arrow_cast(b.start_t, 'Timestamp(Nanosecond, Some("UTC"))') AS wait_start,
-    round((b.end_t - b.start_t) / 1e6, 3) AS wait_ms,
-    b.outcome,
-    b.pid AS waiter_pid,
+    w.wait_start,
+    round(w.wait_ns / 1e6, 3) AS wait_ms,
+    w.outcome,
+    w.pid AS waiter_pid,
     coalesce(CAST(wq."user" AS VARCHAR), ws."user") AS waiter_user,
-    b.object,
-    b.mode AS wanted_mode,
-    b.holder_pid,
+    w.object,
+    w.mode AS wanted_mode,
+    w.holder_pid,
     coalesce(CAST(hq."user" AS VARCHAR), hs."user") AS holder_user,
-    b.held_mode,
+    w.held_mode,
     wq.query AS waiter_query,
     hq.query AS holder_query
-FROM blocked b
-LEFT JOIN queries wq ON wq.pid = b.pid AND wq.query_seq = b.query_seq
-LEFT JOIN queries hq ON hq.pid = b.holder_pid AND hq.query_seq = b.holder_seq
-LEFT JOIN sessions ws ON ws.pid = b.pid
-LEFT JOIN sessions hs ON hs.pid = b.holder_pid
-WHERE b.nth = 1
+FROM lock_waits w
+LEFT JOIN queries wq ON wq.pid = w.pid AND wq.query_seq = w.query_seq
+LEFT JOIN queries hq ON hq.pid = w.holder_pid AND hq.query_seq = w.holder_query_seq
+LEFT JOIN sessions ws ON ws.pid = w.pid
+LEFT JOIN sessions hs ON hs.pid = w.holder_pid
 ORDER BY wait_ms DESC, wait_start, waiter_pid, holder_pid;

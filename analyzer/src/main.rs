@@ -8,6 +8,7 @@ mod cli;
 mod columns;
 mod commands;
 mod histogram;
+mod lock_waits;
 mod lockgraph;
 mod output;
 mod progress;

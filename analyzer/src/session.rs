@@ -24,6 +24,7 @@ use datafusion::prelude::{DataFrame, Expr, SessionConfig, SessionContext, lit};
 use dbflight_format::Table;
 use dbflight_format::reader::{TraceFile, TraceFiles};
 
+use crate::lock_waits::{self, LockWaits};
 use crate::source::OpenTrace;
 use crate::statement_totals::{self, StatementTotals};
 use crate::udf;
@@ -52,16 +53,28 @@ pub fn session_for(trace: &TraceFiles) -> Result<SessionContext> {
             .with_context(|| format!("cannot register table {table}"))?;
         providers.insert(table, provider);
     }
-    ctx.register_table(statement_totals::NAME, statement_totals(&providers, trace))
-        .with_context(|| format!("cannot register table {}", statement_totals::NAME))?;
+    for name in DERIVED {
+        ctx.register_table(name, derived(name, &providers, trace))
+            .with_context(|| format!("cannot register table {name}"))?;
+    }
     Ok(ctx)
 }
 
-/// The derived `statement_totals` over one trace's tables, fingerprinting in its dialect.
-fn statement_totals(
+/// The derived tables, computed natively from the recorded ones.
+const DERIVED: [&str; 2] = [statement_totals::NAME, lock_waits::NAME];
+
+/// The derived table `name` over one trace's tables; `fingerprint` in its dialect.
+fn derived(
+    name: &str,
     providers: &BTreeMap<Table, Arc<dyn TableProvider>>,
     trace: &TraceFiles,
 ) -> Arc<dyn TableProvider> {
+    if name == lock_waits::NAME {
+        return Arc::new(LockWaits::new(
+            providers[&Table::Locks].clone(),
+            providers[&Table::RecorderStats].clone(),
+        ));
+    }
     Arc::new(StatementTotals::new(
         providers[&Table::Queries].clone(),
         providers[&Table::Net].clone(),
@@ -84,7 +97,7 @@ pub fn session_for_traces(traces: &[OpenTrace]) -> Result<SessionContext> {
     if rest.is_empty() {
         return Ok(ctx);
     }
-    // Per trace, its tables and its statement_totals over them.
+    // Per trace, its tables and the derived tables over them.
     let mut per_trace = Vec::with_capacity(traces.len());
     for t in traces {
         let mut providers = BTreeMap::new();
@@ -99,13 +112,13 @@ pub fn session_for_traces(traces: &[OpenTrace]) -> Result<SessionContext> {
     let names = Table::ALL
         .iter()
         .map(|t| (t.name(), Some(*t)))
-        .chain([(statement_totals::NAME, None)]);
+        .chain(DERIVED.map(|name| (name, None)));
     for (name, table) in names {
         let mut union: Option<DataFrame> = None;
         for (trace, providers) in &per_trace {
             let provider = match table {
                 Some(table) => providers[&table].clone(),
-                None => statement_totals(providers, trace),
+                None => derived(name, providers, trace),
             };
             let mut columns = vec![lit(trace.name.as_str()).alias("trace")];
             columns.extend(

@@ -315,7 +315,7 @@ fn tables_without_files_are_empty_not_missing() {
 }
 
 #[test]
-fn show_tables_lists_all_eight_and_the_derived_one() {
+fn show_tables_lists_all_eight_and_the_derived_ones() {
     let (_tmp, dir) = trace();
     let out = stdout_of(
         dbflight()
@@ -332,12 +332,13 @@ fn show_tables_lists_all_eight_and_the_derived_one() {
         })
         .collect();
     names.sort();
-    // The tables of the format, and the derived statement_totals.
+    // The tables of the format, and the derived statement_totals and lock_waits.
     let mut want: Vec<&str> = Table::ALL.iter().map(|t| t.name()).collect();
-    want.push("statement_totals");
+    want.extend(["statement_totals", "lock_waits"]);
     want.sort();
     assert_eq!(names, want, "{out}");
     assert!(out.contains("statement_totals,VIEW"), "{out}");
+    assert!(out.contains("lock_waits,VIEW"), "{out}");
 }
 
 #[test]

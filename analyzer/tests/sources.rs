@@ -305,6 +305,34 @@ fn several_traces_have_a_trace_column_and_reports_cover_the_union() {
         format!("trace,n,off,sent,plans,fps\nlocks-pg15,{tb}\npgbench-pg15,{ta}\n")
     );
     assert!(ta.starts_with(&format!("{a},")), "{ta}");
+    // And lock_waits: each trace's own waits and holders.
+    let waits = "count(*) AS n, count(holder_pid) AS held, sum(wait_ns) AS ns";
+    let alone = |t: &str| {
+        dbflight(&[
+            "sql",
+            t,
+            &format!("SELECT {waits} FROM lock_waits"),
+            "--format",
+            "csv",
+        ])
+        .lines()
+        .nth(1)
+        .unwrap()
+        .to_string()
+    };
+    let union = dbflight(&[
+        "sql",
+        PGBENCH,
+        LOCKS,
+        &format!("SELECT trace, {waits} FROM lock_waits GROUP BY trace ORDER BY trace"),
+        "--format",
+        "csv",
+    ]);
+    let (wa, wb) = (alone(PGBENCH), alone(LOCKS));
+    // (pgbench's trace has no waits, so it has no group.)
+    assert_eq!(wa, "0,0,");
+    assert_eq!(union, format!("trace,n,held,ns\nlocks-pg15,{wb}\n"));
+    assert!(!wb.starts_with("0,"), "the locks trace has waits: {wb}");
 
     let total: u64 = a.parse::<u64>().unwrap() + b.parse::<u64>().unwrap();
     let report = dbflight(&["report", PGBENCH, LOCKS, "--format", "markdown"]);

@@ -50,6 +50,20 @@ pub fn lock_object(
     })
 }
 
+/// Which of (database_oid, relation_oid, field3, field4) [`lock_object`]
+/// names for a lock type: rows equal in these fields name one object, so a
+/// filter on them finds every row of a set of objects without the text.
+pub fn object_fields(lock_type: &str) -> [bool; 4] {
+    match lock_type {
+        "relation" | "extend" => [true, true, false, false],
+        "frozenid" => [true, false, false, false],
+        "page" => [true, true, true, false],
+        "transactionid" => [false, false, true, false],
+        "virtualxid" | "spectoken" => [false, false, true, true],
+        _ => [true; 4],
+    }
+}
+
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct LockObject {
     signature: Signature,
@@ -182,5 +196,32 @@ mod tests {
             assert_eq!(lock_object(Some(t), db, rel, f3, f4).as_deref(), Some(want));
         }
         assert_eq!(lock_object(None, Some(1), Some(2), None, None), None);
+    }
+
+    /// The text changes with each field `object_fields` names and with no other.
+    #[test]
+    fn object_fields_are_the_fields_named() {
+        let types = [
+            "relation",
+            "extend",
+            "frozenid",
+            "page",
+            "tuple",
+            "transactionid",
+            "virtualxid",
+            "spectoken",
+            "object",
+            "advisory",
+            "userlock",
+        ];
+        for t in types {
+            let base = [Some(1), Some(2), Some(3), Some(4)];
+            let text = |f: [Option<u32>; 4]| lock_object(Some(t), f[0], f[1], f[2], f[3]);
+            for (i, named) in object_fields(t).into_iter().enumerate() {
+                let mut other = base;
+                other[i] = Some(99);
+                assert_eq!(text(other) != text(base), named, "{t} field {i}");
+            }
+        }
     }
 }

@@ -21,8 +21,8 @@ use dbflight_format::redact::Dialect;
 
 pub use fingerprint::Fingerprint;
 pub use fingerprint_id::FingerprintId;
-pub use lock_modes_conflict::LockModesConflict;
-pub use lock_object::LockObject;
+pub use lock_modes_conflict::{LockModesConflict, modes_conflict};
+pub use lock_object::{LockObject, lock_object, object_fields};
 pub use log2_bucket::Log2Bucket;
 pub use percentile_cont::PercentileCont;
 
