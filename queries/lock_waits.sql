@@ -22,23 +22,50 @@
 -- hand, put `SET datafusion.optimizer.join_reordering = false;` before it.
 WITH sessions AS (
     SELECT pid, max(CAST("user" AS VARCHAR)) AS "user" FROM processes GROUP BY pid
+),
+-- Each wait twice, for its own statement and for the holder's: the texts
+-- are then read in one pass over queries, not one per side (DataFusion
+-- inlines a CTE at each use), and put back on one row by the GROUP BY.
+sides AS (
+    SELECT wait_start, wait_ns, outcome, pid, tid, query_seq, object, mode,
+           holder_pid, holder_query_seq, held_mode, 0 AS side, pid AS side_pid, query_seq AS side_seq
+    FROM lock_waits
+    UNION ALL
+    SELECT wait_start, wait_ns, outcome, pid, tid, query_seq, object, mode,
+           holder_pid, holder_query_seq, held_mode, 1 AS side, holder_pid AS side_pid, holder_query_seq AS side_seq
+    FROM lock_waits
+    WHERE holder_pid IS NOT NULL
+),
+texts AS (
+    SELECT s.*, CAST(q."user" AS VARCHAR) AS q_user, q.query AS q_text
+    FROM sides s
+    LEFT JOIN queries q ON q.pid = s.side_pid AND q.query_seq = s.side_seq
+),
+w AS (
+    SELECT wait_start, wait_ns, outcome, pid, tid, query_seq, object, mode,
+           holder_pid, holder_query_seq, held_mode,
+           max(q_user) FILTER (WHERE side = 0) AS waiter_q_user,
+           max(q_text) FILTER (WHERE side = 0) AS waiter_query,
+           max(q_user) FILTER (WHERE side = 1) AS holder_q_user,
+           max(q_text) FILTER (WHERE side = 1) AS holder_query
+    FROM texts
+    GROUP BY wait_start, wait_ns, outcome, pid, tid, query_seq, object, mode,
+             holder_pid, holder_query_seq, held_mode
 )
 SELECT
     w.wait_start,
     round(w.wait_ns / 1e6, 3) AS wait_ms,
     w.outcome,
     w.pid AS waiter_pid,
-    coalesce(CAST(wq."user" AS VARCHAR), ws."user") AS waiter_user,
+    coalesce(w.waiter_q_user, ws."user") AS waiter_user,
     w.object,
     w.mode AS wanted_mode,
     w.holder_pid,
-    coalesce(CAST(hq."user" AS VARCHAR), hs."user") AS holder_user,
+    coalesce(w.holder_q_user, hs."user") AS holder_user,
     w.held_mode,
-    wq.query AS waiter_query,
-    hq.query AS holder_query
-FROM lock_waits w
-LEFT JOIN queries wq ON wq.pid = w.pid AND wq.query_seq = w.query_seq
-LEFT JOIN queries hq ON hq.pid = w.holder_pid AND hq.query_seq = w.holder_query_seq
+    w.waiter_query,
+    w.holder_query
+FROM w
 LEFT JOIN sessions ws ON ws.pid = w.pid
 LEFT JOIN sessions hs ON hs.pid = w.holder_pid
 ORDER BY wait_ms DESC, wait_start, waiter_pid, holder_pid;

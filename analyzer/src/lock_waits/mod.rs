@@ -22,7 +22,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
     Array, ArrayRef, AsArray, Int32Array, Int64Array, RecordBatch, StringArray,
@@ -42,6 +42,7 @@ use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use rustc_hash::FxHashSet;
+use tokio::sync::OnceCell;
 
 use crate::udf::{lock_object, object_fields};
 
@@ -77,7 +78,7 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 pub struct LockWaits {
     locks: Arc<dyn TableProvider>,
     stats: Arc<dyn TableProvider>,
-    cache: Arc<Mutex<Option<RecordBatch>>>,
+    cache: Arc<OnceCell<RecordBatch>>,
 }
 
 impl LockWaits {
@@ -143,7 +144,7 @@ struct WaitsStream {
     state: SessionState,
     locks: Arc<dyn TableProvider>,
     stats: Arc<dyn TableProvider>,
-    cache: Arc<Mutex<Option<RecordBatch>>>,
+    cache: Arc<OnceCell<RecordBatch>>,
 }
 
 impl fmt::Debug for WaitsStream {
@@ -164,15 +165,11 @@ impl PartitionStream for WaitsStream {
         let (locks, stats, cache) = (self.locks.clone(), self.stats.clone(), self.cache.clone());
         let projection = self.projection.clone();
         let batch = futures::stream::once(async move {
-            let cached = cache.lock().expect("cache lock").clone();
-            let all = match cached {
-                Some(b) => b,
-                None => {
-                    let b = compute(&ctx, locks, stats).await?;
-                    *cache.lock().expect("cache lock") = Some(b.clone());
-                    b
-                }
-            };
+            // Scans that run side by side (a query that reads the table
+            // twice) wait for one computation.
+            let all = cache
+                .get_or_try_init(|| compute(&ctx, locks, stats))
+                .await?;
             Ok::<_, DataFusionError>(all.project(&projection)?)
         });
         Box::pin(RecordBatchStreamAdapter::new(
@@ -208,11 +205,6 @@ async fn compute(
         .filter(events(&["wait_start", "wait_end", "deadlock"]))?
         .select_columns(&wait_columns)?
         .collect();
-    let release_all = ctx
-        .read_table(locks.clone())?
-        .filter(events(&["release_all"]))?
-        .select_columns(&["ts", "pid"])?
-        .collect();
     let locks_end = ctx
         .read_table(locks.clone())?
         .aggregate(vec![], vec![max(col("ts"))])?
@@ -221,37 +213,46 @@ async fn compute(
         .read_table(stats)?
         .aggregate(vec![], vec![max(col("end_ts"))])?
         .collect();
-    let (first, release_all, locks_end, stats_end) =
-        futures::try_join!(first, release_all, locks_end, stats_end)?;
+    let (first, locks_end, stats_end) = futures::try_join!(first, locks_end, stats_end)?;
     let trace_end = first_int(&locks_end)?
         .unwrap_or(0)
         .max(first_int(&stats_end)?.unwrap_or(0));
-
     let (wait_rows, deadlocks) = read_waits(&first)?;
+    // Most traces have no waits: nothing more to read then.
+    if wait_rows.is_empty() {
+        return emit(&[]);
+    }
+
+    let release_all = ctx
+        .read_table(locks.clone())?
+        .filter(events(&["release_all"]))?
+        .select_columns(&["ts", "pid"])?
+        .collect();
+    let mut columns = vec!["ts", "pid", "query_seq", "event", "lock_type", "mode"];
+    columns.extend(LOCK_FIELDS);
+    columns.push("result");
+    let on_waited = async {
+        match on_waited_filter(&wait_rows) {
+            Some(filter) => {
+                ctx.read_table(locks)?
+                    .filter(events(&["acquire", "release"]).and(filter))?
+                    .select_columns(&columns)?
+                    .collect()
+                    .await
+            }
+            None => Ok(Vec::new()),
+        }
+    };
+    let (release_all, on_waited) = futures::try_join!(release_all, on_waited)?;
     let mut ends = Times::default();
     for b in &release_all {
-        let (ts, pid) = (ints(b, "ts")?, b.column(1).as_primitive::<Int32Type>());
+        let (ts, pid) = (ints(b, "ts")?, typed::<Int32Type>(b, "pid")?);
         for i in 0..b.num_rows() {
             ends.add(pid.value(i), ts.value(i));
         }
     }
     ends.sort();
-
-    let lock_rows = match on_waited_filter(&wait_rows) {
-        None => Vec::new(),
-        Some(on_waited) => {
-            let mut columns = vec!["ts", "pid", "query_seq", "event", "lock_type", "mode"];
-            columns.extend(LOCK_FIELDS);
-            columns.push("result");
-            let batches = ctx
-                .read_table(locks)?
-                .filter(events(&["acquire", "release"]).and(on_waited))?
-                .select_columns(&columns)?
-                .collect()
-                .await?;
-            read_on_waited(&batches, &wait_rows)?
-        }
-    };
+    let lock_rows = read_on_waited(&on_waited, &wait_rows)?;
     let rows = tokio::task::spawn_blocking(move || {
         compute::blocked(&wait_rows, &lock_rows, &ends, &deadlocks, trace_end)
     })
