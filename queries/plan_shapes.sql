@@ -13,7 +13,7 @@
 -- plans, so the text is built once per plan_id of statement_totals (a hash
 -- of that set of rows) and fingerprint, from the first statement that ran
 -- it.
-WITH RECURSIVE per_key AS (
+WITH per_key AS (
     SELECT
         fingerprint,
         plan_id,
@@ -26,44 +26,24 @@ WITH RECURSIVE per_key AS (
     WHERE plan_id IS NOT NULL
     GROUP BY 1, 2
 ),
--- The plan trees of those statements, from their roots down, with the
--- numbers of their key carried along.
-tree AS (
-    SELECT k.fingerprint, k.plan_id, k.calls, k.timed, k.total_ns,
-           n.pid, n.query_seq, n.node_id, 0 AS depth
-    FROM per_key k
-    JOIN plan_nodes n ON n.pid = k.pid AND n.query_seq = k.query_seq
-    WHERE n.parent_node_id IS NULL
-    UNION ALL
-    SELECT t.fingerprint, t.plan_id, t.calls, t.timed, t.total_ns,
-           c.pid, c.query_seq, c.node_id, t.depth + 1
-    FROM tree t
-    JOIN plan_nodes c ON c.pid = t.pid AND c.query_seq = t.query_seq AND c.parent_node_id = t.node_id
-    WHERE c.parent_node_id IS NOT NULL
-),
+-- The plan tree of each key's statement, drawn by plan_tree() from its
+-- plan_nodes rows: the roots (no parent) and every node under them,
+-- indented two spaces per level, in node_id order. (A recursive CTE
+-- draws the same, reading plan_nodes once per level of the deepest tree.)
 shapes AS (
     SELECT
-        t.fingerprint, t.calls, t.timed, t.total_ns,
-        -- The lines in node_id order: each starts with its node_id padded
-        -- to 11 digits, so that sorting the lines sorts by node_id, and the
-        -- padding is cut off after.
-        regexp_replace(
-            array_to_string(array_sort(array_agg(
-                lpad(CAST(t.node_id AS VARCHAR), 11, '0') || repeat('  ', t.depth)
-                || CAST(n.node_type AS VARCHAR)
-            )), chr(10)),
-            '(?m)^[0-9]{11}', '', 'g'
-        ) AS plan
-    FROM tree t
-    JOIN plan_nodes n ON n.pid = t.pid AND n.query_seq = t.query_seq AND n.node_id = t.node_id
-    GROUP BY t.fingerprint, t.plan_id, t.pid, t.query_seq, t.calls, t.timed, t.total_ns
+        k.fingerprint, k.calls, k.timed, k.total_ns,
+        plan_tree(n.node_id, n.parent_node_id, n.node_type) AS plan
+    FROM per_key k
+    JOIN plan_nodes n ON n.pid = k.pid AND n.query_seq = k.query_seq
+    GROUP BY k.fingerprint, k.plan_id, k.pid, k.query_seq, k.calls, k.timed, k.total_ns
 ),
--- Two keys can give one text.
 per_plan AS (
     SELECT fingerprint, plan, sum(calls) AS calls,
            CAST(sum(total_ns) AS DOUBLE) / sum(timed) AS mean_ns,
            sum(total_ns) AS total_ns
     FROM shapes
+    WHERE plan IS NOT NULL
     GROUP BY fingerprint, plan
 ),
 ranked AS (

@@ -10,6 +10,7 @@ mod lock_modes_conflict;
 mod lock_object;
 mod log2_bucket;
 mod percentile_cont;
+mod plan_tree;
 
 use arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use arrow::datatypes::DataType;
@@ -25,6 +26,7 @@ pub use lock_modes_conflict::{LockModesConflict, modes_conflict};
 pub use lock_object::{LockObject, lock_object, object_fields};
 pub use log2_bucket::Log2Bucket;
 pub use percentile_cont::PercentileCont;
+pub use plan_tree::PlanTree;
 
 /// Where `SHOW FUNCTIONS` and generated docs file these functions.
 const DOC_SECTION: DocSection = DocSection {
@@ -43,6 +45,7 @@ pub fn register(ctx: &SessionContext, dialect: Dialect) {
     ctx.register_udf(ScalarUDF::from(LockObject::new()));
     // Replaces DataFusion's own: the same results, faster over many groups.
     ctx.register_udaf(AggregateUDF::from(PercentileCont::new()));
+    ctx.register_udaf(AggregateUDF::from(PlanTree::new()));
 }
 
 /// The dialect of a traced server, from the manifest's target kind.
