@@ -275,60 +275,36 @@ fn several_traces_have_a_trace_column_and_reports_cover_the_union() {
     ]);
     assert_eq!(twice, "trace\npgbench-pg15\npgbench-pg15#2\n");
 
-    // statement_totals too: per trace, the same rows and sums as that trace alone.
-    let totals = "count(*) AS n, sum(off_cpu_ns) AS off, sum(sent_bytes) AS sent, \
-                  count(DISTINCT plan_id) AS plans, count(DISTINCT fingerprint) AS fps";
-    let alone = |t: &str| {
-        dbflight(&[
-            "sql",
-            t,
-            &format!("SELECT {totals} FROM statement_totals"),
-            "--format",
-            "csv",
-        ])
-        .lines()
-        .nth(1)
-        .unwrap()
-        .to_string()
+    // The derived tables too: per trace, the same rows and sums as that
+    // trace alone. `derived(table, aggregates)`: each trace alone, then the union.
+    let derived = |table: &str, aggregates: &str| {
+        let alone = |t: &str| {
+            let sql = format!("SELECT {aggregates} FROM {table}");
+            dbflight(&["sql", t, &sql, "--format", "csv"])
+                .lines()
+                .nth(1)
+                .unwrap()
+                .to_string()
+        };
+        let sql = format!("SELECT trace, {aggregates} FROM {table} GROUP BY trace ORDER BY trace");
+        let union = dbflight(&["sql", PGBENCH, LOCKS, &sql, "--format", "csv"]);
+        (alone(PGBENCH), alone(LOCKS), union)
     };
-    let union = dbflight(&[
-        "sql",
-        PGBENCH,
-        LOCKS,
-        &format!("SELECT trace, {totals} FROM statement_totals GROUP BY trace ORDER BY trace"),
-        "--format",
-        "csv",
-    ]);
-    let (ta, tb) = (alone(PGBENCH), alone(LOCKS));
+    let (ta, tb, union) = derived(
+        "statement_totals",
+        "count(*) AS n, sum(off_cpu_ns) AS off, sum(sent_bytes) AS sent, \
+         count(DISTINCT plan_id) AS plans, count(DISTINCT fingerprint) AS fps",
+    );
     assert_eq!(
         union,
         format!("trace,n,off,sent,plans,fps\nlocks-pg15,{tb}\npgbench-pg15,{ta}\n")
     );
     assert!(ta.starts_with(&format!("{a},")), "{ta}");
-    // And lock_waits: each trace's own waits and holders.
-    let waits = "count(*) AS n, count(holder_pid) AS held, sum(wait_ns) AS ns";
-    let alone = |t: &str| {
-        dbflight(&[
-            "sql",
-            t,
-            &format!("SELECT {waits} FROM lock_waits"),
-            "--format",
-            "csv",
-        ])
-        .lines()
-        .nth(1)
-        .unwrap()
-        .to_string()
-    };
-    let union = dbflight(&[
-        "sql",
-        PGBENCH,
-        LOCKS,
-        &format!("SELECT trace, {waits} FROM lock_waits GROUP BY trace ORDER BY trace"),
-        "--format",
-        "csv",
-    ]);
-    let (wa, wb) = (alone(PGBENCH), alone(LOCKS));
+    // lock_waits: each trace's own waits and holders.
+    let (wa, wb, union) = derived(
+        "lock_waits",
+        "count(*) AS n, count(holder_pid) AS held, sum(wait_ns) AS ns",
+    );
     // (pgbench's trace has no waits, so it has no group.)
     assert_eq!(wa, "0,0,");
     assert_eq!(union, format!("trace,n,held,ns\nlocks-pg15,{wb}\n"));
