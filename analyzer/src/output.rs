@@ -230,8 +230,12 @@ impl Sink {
             Sink::File { path, file } => {
                 let f = Self::file(path, file)
                     .with_context(|| format!("cannot create {}", path.display()))?;
+                // Synced when a file: `-o /dev/null` or a FIFO cannot be (EINVAL).
                 f.flush()
-                    .and_then(|()| f.get_ref().sync_all())
+                    .and_then(|()| match f.get_ref().metadata()?.is_file() {
+                        true => f.get_ref().sync_all(),
+                        false => Ok(()),
+                    })
                     .with_context(|| format!("cannot write {}", path.display()))
             }
         }

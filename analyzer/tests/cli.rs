@@ -441,6 +441,22 @@ fn output_file_gets_the_result_and_is_private() {
     }
 }
 
+/// `-o /dev/null` (timing a run without its output) is not a file to sync.
+#[cfg(unix)]
+#[test]
+fn output_to_a_device_works() {
+    let (_tmp, dir) = trace();
+    for command in [["sql", "SELECT 1"], ["report", "--timings"]] {
+        dbflight()
+            .arg(command[0])
+            .arg(&dir)
+            .arg(command[1])
+            .args(["-o", "/dev/null"])
+            .assert()
+            .success();
+    }
+}
+
 #[test]
 fn a_failing_statement_leaves_an_existing_output_file_alone() {
     let (tmp, dir) = trace();
