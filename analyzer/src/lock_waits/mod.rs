@@ -12,13 +12,14 @@
 //! A lock is held from its acquisition to its first release (same pid,
 //! object and mode) or its session's release_all. `plain.sql` is the same
 //! table in plain SQL: it reads `locks` about eight times (DataFusion inlines
-//! each use of a CTE) and sorts every release_all row by time; here a first
-//! pass reads the waits and the release_all rows, and a second only the
-//! acquisitions and releases with the waited objects' fields ([`object_fields`]),
-//! which are few. 6.7 s -> 1 s on 23 M lock rows (BENCHMARKS.md).
+//! each use of a CTE) and sorts every release_all row by time. Here a first
+//! pass reads the waits and deadlock reports; when there are waits, a
+//! second reads the release_all rows and only the acquisitions and
+//! releases whose tag fields ([`object_fields`]) are among the waited
+//! objects', which are few. 7.4 s -> 2 s on 23 M lock rows (BENCHMARKS.md).
 //!
-//! Computed when first scanned and kept for the session: a report reads it
-//! in its lock waits and the lock graph.
+//! Computed when first scanned and kept for the session: scans that run
+//! side by side (`queries/lock_waits.sql` reads it twice) compute it once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
