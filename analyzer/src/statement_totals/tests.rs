@@ -188,3 +188,68 @@ fn repeated_keys_are_computed_per_scan() {
     assert!(!c.reusable);
     assert!(!c.has(Kind::Net) && !c.has(Kind::Fingerprint));
 }
+
+/// A trace of [`STATEMENTS`] in `dir`, written as the recorder writes it.
+fn write_trace(dir: &std::path::Path) {
+    use dbflight_format::manifest::{Clock, Manifest, Options, Target};
+    use dbflight_format::writer::TraceWriter;
+    let schema = Table::Queries.schema();
+    let n = STATEMENTS.len();
+    let ints = |f: fn(&(i32, u64, i64, i64, &str)) -> i64| -> ArrayRef {
+        Arc::new(Int64Array::from_iter_values(STATEMENTS.iter().map(f)))
+    };
+    let texts = |v: &str| -> ArrayRef { Arc::new(StringArray::from(vec![v; n])) };
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let raw = match f.name().as_str() {
+                "ts" => ints(|r| r.2),
+                "pid" | "tid" => ints(|r| i64::from(r.0)),
+                "end_ts" => ints(|r| r.3),
+                "duration_ns" => ints(|r| r.3 - r.2),
+                "query_seq" => ints(|r| r.1 as i64),
+                "query" => Arc::new(StringArray::from_iter_values(STATEMENTS.map(|r| r.4))),
+                "query_truncated" => Arc::new(arrow::array::BooleanArray::from(vec![false; n])),
+                "protocol" => texts("simple"),
+                "status" => texts("ok"),
+                other => texts(other),
+            };
+            arrow::compute::cast(&raw, f.data_type()).unwrap()
+        })
+        .collect();
+    let batch = RecordBatch::try_new(schema, columns).unwrap();
+    let m = Manifest::new(Target::default(), Clock::default(), Options::default(), 1);
+    let mut w = TraceWriter::create(dir, m, 1).unwrap();
+    w.append(Table::Queries, batch).unwrap();
+    w.finish(1000, &std::collections::BTreeMap::new()).unwrap();
+}
+
+/// After a first scan, a scan that needs only the keys of `queries` (and
+/// what was computed) reads them from the cache: it works with the files
+/// of `queries` gone, and gives the same rows; one that needs another
+/// column reads the files (none left).
+#[test]
+fn later_scans_of_the_keys_read_the_kept_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t");
+    write_trace(&dir);
+    let ctx =
+        crate::session::session_for(&dbflight_format::reader::TraceFiles::open(&dir).unwrap())
+            .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let run = |sql: &str| rt.block_on(async { ctx.sql(sql).await?.collect().await });
+    let keys = "SELECT pid, query_seq, duration_ns, fingerprint FROM statement_totals \
+                ORDER BY pid, query_seq";
+    let before = rows(&run(keys).unwrap());
+    assert_eq!(before.len(), 3, "{before:#?}");
+    for entry in std::fs::read_dir(dir.join("queries")).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    assert_eq!(rows(&run(keys).unwrap()), before);
+    // (The listing finds no file now: a scan of the files reads no row.)
+    assert!(rows(&run("SELECT status FROM statement_totals").unwrap()).is_empty());
+}
