@@ -96,14 +96,17 @@ pub fn latency_histogram(grid: &Grid) -> Result<String> {
             .y_desc("statements")
             .draw()
             .map_err(plot_err)?;
-        chart
-            .draw_series(
-                Histogram::vertical(&chart)
-                    .style(BAR.filled())
-                    .margin(3)
-                    .data(values.iter().enumerate().map(|(i, v)| (i, *v))),
-            )
-            .map_err(plot_err)?;
+        // One bar per call, as in horizontal_bars: the same file every run.
+        for (i, v) in values.iter().enumerate() {
+            chart
+                .draw_series(
+                    Histogram::vertical(&chart)
+                        .style(BAR.filled())
+                        .margin(3)
+                        .data(std::iter::once((i, *v))),
+                )
+                .map_err(plot_err)?;
+        }
         root.present().map_err(plot_err)?;
     }
     Ok(svg)
@@ -161,21 +164,30 @@ fn horizontal_bars(
                 .map(|i| start[i] + values.get(i).copied().unwrap_or(0.0))
                 .collect();
             let color = *color;
-            let drawn = chart
-                .draw_series(
-                    Histogram::horizontal(&chart)
-                        .style(color.filled())
-                        .margin(4)
-                        .baseline_func(move |v: &SegmentValue<usize>| match v {
-                            SegmentValue::Exact(i) | SegmentValue::CenterOf(i) => {
-                                start.get(n - 1 - *i).copied().unwrap_or(0.0)
-                            }
-                            SegmentValue::Last => 0.0,
-                        })
-                        .data(ends.iter().enumerate().map(|(i, v)| (n - 1 - i, *v))),
-                )
-                .map_err(plot_err)?;
-            if series.len() > 1 {
+            // One bar per call: a Histogram keeps its bars in a hash map, so
+            // several in one call come out in another order each run (the
+            // same picture, but the file would differ from run to run).
+            let mut drawn = None;
+            for (i, v) in ends.iter().enumerate() {
+                let start = start.clone();
+                drawn = Some(
+                    chart
+                        .draw_series(
+                            Histogram::horizontal(&chart)
+                                .style(color.filled())
+                                .margin(4)
+                                .baseline_func(move |v: &SegmentValue<usize>| match v {
+                                    SegmentValue::Exact(i) | SegmentValue::CenterOf(i) => {
+                                        start.get(n - 1 - *i).copied().unwrap_or(0.0)
+                                    }
+                                    SegmentValue::Last => 0.0,
+                                })
+                                .data(std::iter::once((n - 1 - i, *v))),
+                        )
+                        .map_err(plot_err)?,
+                );
+            }
+            if let (Some(drawn), true) = (drawn, series.len() > 1) {
                 drawn.label(*name).legend(move |(x, y)| {
                     Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
                 });
