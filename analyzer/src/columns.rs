@@ -1,7 +1,8 @@
 //! Reading the columns of a query result by name, whatever type DataFusion
 //! chose for them (`Int64` or `UInt64`, `Utf8` or a dictionary, a
 //! timestamp): each is cast to the one type the caller reads. The reports,
-//! `locks` and `timeline` read their SQL results through these.
+//! `locks` and `timeline` read their SQL results through these, and the
+//! derived `lock_waits` its scans of `locks`.
 
 use anyhow::{Context, Result, anyhow};
 use arrow::array::{Array, AsArray, RecordBatch};

@@ -26,11 +26,10 @@ use std::fmt;
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, Int32Array, Int64Array, RecordBatch, StringArray,
-    TimestampNanosecondArray, UInt64Array,
+    ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray,
+    UInt64Array,
 };
-use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit};
-use arrow::datatypes::{UInt32Type, UInt64Type};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{DataFusionError, Result};
@@ -45,6 +44,7 @@ use futures::StreamExt;
 use rustc_hash::FxHashSet;
 use tokio::sync::OnceCell;
 
+use crate::columns::Column;
 use crate::udf::{lock_object, object_fields};
 
 mod compute;
@@ -247,9 +247,11 @@ async fn compute(
     let (release_all, on_waited) = futures::try_join!(release_all, on_waited)?;
     let mut ends = Times::default();
     for b in &release_all {
-        let (ts, pid) = (ints(b, "ts")?, typed::<Int32Type>(b, "pid")?);
+        let (ts, pid) = (column(b, false, "ts")?, column(b, false, "pid")?);
         for i in 0..b.num_rows() {
-            ends.add(pid.value(i), ts.value(i));
+            if let (Some(t), Some(p)) = (ts.i64(i), pid.i64(i)) {
+                ends.add(p as i32, t);
+            }
         }
     }
     ends.sort();
@@ -299,104 +301,79 @@ fn on_waited_filter(waits: &[WaitRow]) -> Option<Expr> {
         .reduce(Expr::or)
 }
 
-fn ints(b: &RecordBatch, name: &str) -> Result<Int64Array> {
-    let c = b.column_by_name(name).ok_or_else(|| missing(name))?;
-    let c = match c.data_type() {
-        DataType::Timestamp(_, _) => arrow::compute::cast(
-            &arrow::compute::cast(c, &DataType::Timestamp(TimeUnit::Nanosecond, None))?,
-            &DataType::Int64,
-        )?,
-        _ => arrow::compute::cast(c, &DataType::Int64)?,
+/// Column `name` of a scan of locks, read through [`Column`] (dictionaries
+/// and timestamps cast for reading), as the reports read theirs.
+fn column(b: &RecordBatch, text: bool, name: &str) -> Result<Column> {
+    let c = if text {
+        Column::text(b, name)
+    } else {
+        Column::int(b, name)
     };
-    Ok(c.as_primitive::<Int64Type>().clone())
-}
-
-fn typed<T: arrow::datatypes::ArrowPrimitiveType>(
-    b: &RecordBatch,
-    name: &str,
-) -> Result<arrow::array::PrimitiveArray<T>> {
-    let c = b.column_by_name(name).ok_or_else(|| missing(name))?;
-    Ok(arrow::compute::cast(c, &T::DATA_TYPE)?
-        .as_primitive::<T>()
-        .clone())
-}
-
-fn texts(b: &RecordBatch, name: &str) -> Result<StringArray> {
-    let c = b.column_by_name(name).ok_or_else(|| missing(name))?;
-    Ok(arrow::compute::cast(c, &DataType::Utf8)?
-        .as_string::<i32>()
-        .clone())
-}
-
-fn missing(name: &str) -> DataFusionError {
-    DataFusionError::Internal(format!("lock_waits: no column {name} in a scan of locks"))
+    c.map_err(|e| DataFusionError::External(e.into()))
 }
 
 fn first_int(batches: &[RecordBatch]) -> Result<Option<i64>> {
     let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
         return Ok(None);
     };
-    let v = ints(b, b.schema().field(0).name())?;
-    Ok(v.is_valid(0).then(|| v.value(0)))
+    Ok(column(b, false, b.schema().field(0).name())?.i64(0))
 }
 
-/// The four tag fields of row `i`.
-fn fields_of(i: usize, cols: &[arrow::array::UInt32Array; 4]) -> [Option<u32>; 4] {
-    cols.each_ref().map(|c| c.is_valid(i).then(|| c.value(i)))
-}
+/// The four tag fields of a batch, and of its row `i`.
+struct Tags([Column; 4]);
 
-fn tag_columns(b: &RecordBatch) -> Result<[arrow::array::UInt32Array; 4]> {
-    Ok([
-        typed::<UInt32Type>(b, LOCK_FIELDS[0])?,
-        typed::<UInt32Type>(b, LOCK_FIELDS[1])?,
-        typed::<UInt32Type>(b, LOCK_FIELDS[2])?,
-        typed::<UInt32Type>(b, LOCK_FIELDS[3])?,
-    ])
+impl Tags {
+    fn of(b: &RecordBatch) -> Result<Tags> {
+        Ok(Tags([
+            column(b, false, LOCK_FIELDS[0])?,
+            column(b, false, LOCK_FIELDS[1])?,
+            column(b, false, LOCK_FIELDS[2])?,
+            column(b, false, LOCK_FIELDS[3])?,
+        ]))
+    }
+
+    fn row(&self, i: usize) -> [Option<u32>; 4] {
+        self.0.each_ref().map(|c| c.i64(i).map(|v| v as u32))
+    }
 }
 
 /// The wait rows and each pid's deadlock reports.
 fn read_waits(batches: &[RecordBatch]) -> Result<(Vec<WaitRow>, Times)> {
     let (mut waits, mut deadlocks) = (Vec::new(), Times::default());
     for b in batches {
-        let (ts, pid, tid) = (
-            ints(b, "ts")?,
-            typed::<Int32Type>(b, "pid")?,
-            typed::<Int32Type>(b, "tid")?,
+        let int = |name| column(b, false, name);
+        let text = |name| column(b, true, name);
+        let (ts, pid, tid, seq, wait_ns) = (
+            int("ts")?,
+            int("pid")?,
+            int("tid")?,
+            int("query_seq")?,
+            int("wait_ns")?,
         );
-        let seq = typed::<UInt64Type>(b, "query_seq")?;
-        let (event, lock_type, mode) = (
-            texts(b, "event")?,
-            texts(b, "lock_type")?,
-            texts(b, "mode")?,
-        );
-        let wait_ns = ints(b, "wait_ns")?;
-        let tags = tag_columns(b)?;
+        let (event, lock_type, mode) = (text("event")?, text("lock_type")?, text("mode")?);
+        let tags = Tags::of(b)?;
         for i in 0..b.num_rows() {
-            let get = |a: &StringArray| a.is_valid(i).then(|| a.value(i).to_string());
-            let (t, p) = (ts.value(i), pid.value(i));
-            match event.value(i) {
-                "deadlock" => deadlocks.add(p, t),
+            let (Some(t), Some(p)) = (ts.i64(i), pid.i64(i)) else {
+                continue;
+            };
+            let p = p as i32;
+            match event.str(i) {
+                Some("deadlock") => deadlocks.add(p, t),
                 e => {
-                    let fields = fields_of(i, &tags);
-                    let lock_type = get(&lock_type);
-                    let object = lock_object(
-                        lock_type.as_deref(),
-                        fields[0],
-                        fields[1],
-                        fields[2],
-                        fields[3],
-                    );
+                    let fields = tags.row(i);
+                    let lock_type = lock_type.str(i);
+                    let [db, rel, f3, f4] = fields;
                     waits.push(WaitRow {
                         t,
                         pid: p,
-                        tid: tid.value(i),
-                        query_seq: seq.is_valid(i).then(|| seq.value(i)),
-                        ended: e == "wait_end",
-                        lock_type,
-                        mode: get(&mode),
-                        object,
+                        tid: tid.i64(i).unwrap_or(0) as i32,
+                        query_seq: seq.i64(i).map(|v| v as u64),
+                        ended: e == Some("wait_end"),
+                        lock_type: lock_type.map(str::to_string),
+                        mode: mode.str(i).map(str::to_string),
+                        object: lock_object(lock_type, db, rel, f3, f4),
                         fields,
-                        wait_ns: wait_ns.is_valid(i).then(|| wait_ns.value(i)),
+                        wait_ns: wait_ns.i64(i),
                     });
                 }
             }
@@ -416,43 +393,40 @@ fn read_on_waited(batches: &[RecordBatch], waits: &[WaitRow]) -> Result<Vec<Lock
     let objects: FxHashSet<&str> = waits.iter().filter_map(|w| w.object.as_deref()).collect();
     let mut rows = Vec::new();
     for b in batches {
-        let (ts, pid, seq) = (
-            ints(b, "ts")?,
-            typed::<Int32Type>(b, "pid")?,
-            typed::<UInt64Type>(b, "query_seq")?,
-        );
+        let int = |name| column(b, false, name);
+        let text = |name| column(b, true, name);
+        let (ts, pid, seq) = (int("ts")?, int("pid")?, int("query_seq")?);
         let (event, lock_type, mode, result) = (
-            texts(b, "event")?,
-            texts(b, "lock_type")?,
-            texts(b, "mode")?,
-            texts(b, "result")?,
+            text("event")?,
+            text("lock_type")?,
+            text("mode")?,
+            text("result")?,
         );
-        let tags = tag_columns(b)?;
+        let tags = Tags::of(b)?;
         for i in 0..b.num_rows() {
-            let get = |a: &StringArray| a.is_valid(i).then(|| a.value(i).to_string());
-            let Some(t) = lock_type.is_valid(i).then(|| lock_type.value(i)) else {
+            let (Some(t), Some(at), Some(p)) = (lock_type.str(i), ts.i64(i), pid.i64(i)) else {
                 continue;
             };
-            let f = fields_of(i, &tags);
-            let Some(object) = lock_object(Some(t), f[0], f[1], f[2], f[3]) else {
+            let [db, rel, f3, f4] = tags.row(i);
+            let Some(object) = lock_object(Some(t), db, rel, f3, f4) else {
                 continue;
             };
             if !types.contains(t) || !objects.contains(object.as_str()) {
                 continue;
             }
-            let release = match event.value(i) {
-                "release" => true,
-                "acquire" => false,
+            let release = match event.str(i) {
+                Some("release") => true,
+                Some("acquire") => false,
                 _ => continue,
             };
             rows.push(LockRow {
-                t: ts.value(i),
-                pid: pid.value(i),
-                query_seq: seq.is_valid(i).then(|| seq.value(i)),
+                t: at,
+                pid: p as i32,
+                query_seq: seq.i64(i).map(|v| v as u64),
                 release,
-                mode: get(&mode),
+                mode: mode.str(i).map(str::to_string),
                 object,
-                result: get(&result),
+                result: result.str(i).map(str::to_string),
             });
         }
     }
@@ -463,9 +437,6 @@ fn read_on_waited(batches: &[RecordBatch], waits: &[WaitRow]) -> Result<Vec<Lock
 fn emit(rows: &[Blocked]) -> Result<RecordBatch> {
     let ts = |v: Vec<Option<i64>>| -> ArrayRef {
         Arc::new(TimestampNanosecondArray::from(v).with_timezone("UTC"))
-    };
-    let holder = |f: &dyn Fn(&compute::Holder) -> Option<i64>| -> Vec<Option<i64>> {
-        rows.iter().map(|r| r.holder.as_ref().and_then(f)).collect()
     };
     let columns: Vec<ArrayRef> = vec![
         ts(rows.iter().map(|r| Some(r.start)).collect()),
@@ -499,7 +470,10 @@ fn emit(rows: &[Blocked]) -> Result<RecordBatch> {
             rows.iter()
                 .map(|r| r.holder.as_ref().and_then(|h| h.mode.as_deref())),
         )),
-        ts(holder(&|h| Some(h.since))),
+        ts(rows
+            .iter()
+            .map(|r| r.holder.as_ref().map(|h| h.since))
+            .collect()),
     ];
     Ok(RecordBatch::try_new(SCHEMA.clone(), columns)?)
 }
