@@ -168,21 +168,15 @@ fn horizontal_bars(
             // several in one call come out in another order each run (the
             // same picture, but the file would differ from run to run).
             let mut drawn = None;
-            for (i, v) in ends.iter().enumerate() {
-                let start = start.clone();
+            for (i, (&from, &to)) in start.iter().zip(&ends).enumerate() {
                 drawn = Some(
                     chart
                         .draw_series(
                             Histogram::horizontal(&chart)
                                 .style(color.filled())
                                 .margin(4)
-                                .baseline_func(move |v: &SegmentValue<usize>| match v {
-                                    SegmentValue::Exact(i) | SegmentValue::CenterOf(i) => {
-                                        start.get(n - 1 - *i).copied().unwrap_or(0.0)
-                                    }
-                                    SegmentValue::Last => 0.0,
-                                })
-                                .data(std::iter::once((n - 1 - i, *v))),
+                                .baseline_func(move |_: &SegmentValue<usize>| from)
+                                .data(std::iter::once((n - 1 - i, to))),
                         )
                         .map_err(plot_err)?,
                 );

@@ -246,8 +246,8 @@ impl TableProvider for StatementTotals {
         );
         let kept = {
             let cache = self.cache.lock().expect("cache lock");
-            let keys_only =
-                names.len() == KEYS.len() || names[KEYS.len()..].iter().all(|n| KEYS.contains(n));
+            // No text to fingerprint and no projected column but keys.
+            let keys_only = names[KEYS.len()..].iter().all(|n| KEYS.contains(n));
             (keys_only && cache.reusable)
                 .then(|| cache.keys.clone())
                 .flatten()
