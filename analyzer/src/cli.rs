@@ -235,8 +235,9 @@ pub struct ReportArgs {
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
 
-    /// Print each section's time on stderr as it finishes (which
-    /// queries/NAME.sql to look at when a report is slow).
+    /// Print each section's wall time on stderr as it finishes, and on
+    /// Linux the CPU time it took (which queries/NAME.sql to look at when a
+    /// report is slow, and whether it kept every core busy).
     #[arg(long)]
     pub timings: bool,
 }

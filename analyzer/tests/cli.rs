@@ -877,11 +877,20 @@ fn report_timings_name_every_section_on_stderr_only() {
         "cpu_per_statement",
         "plan_shapes",
     ]) {
-        let (secs, file) = line
+        // "WALL s  queries/NAME.sql", with "CPU s CPU" between on Linux.
+        let (times, file) = line
             .trim()
-            .split_once(" s  ")
+            .rsplit_once("  ")
             .unwrap_or_else(|| panic!("{line}"));
-        assert!(secs.parse::<f64>().unwrap() >= 0.0, "{line}");
         assert_eq!(file, format!("queries/{name}.sql"));
+        let (wall, cpu) = times.split_once(" s").unwrap_or_else(|| panic!("{line}"));
+        assert!(wall.parse::<f64>().unwrap() >= 0.0, "{line}");
+        if cfg!(target_os = "linux") {
+            let cpu = cpu
+                .trim()
+                .strip_suffix(" s CPU")
+                .unwrap_or_else(|| panic!("{line}"));
+            assert!(cpu.parse::<f64>().unwrap() >= 0.0, "{line}");
+        }
     }
 }

@@ -203,12 +203,17 @@ pub async fn build(
         let what = format!("section {} (queries/{}.sql)", def.title, def.id);
         let fail = |e| anyhow::anyhow!("cannot compute the {what}: {e}");
         let started = std::time::Instant::now();
+        let cpu_before = process_cpu_seconds();
         let df = queries::plan(ctx, def.sql).await.map_err(fail)?;
         let schema: SchemaRef = Arc::clone(df.schema().inner());
         let batches = df.collect().await.map_err(fail)?;
         if timings {
+            let cpu = match (cpu_before, process_cpu_seconds()) {
+                (Some(a), Some(b)) => format!(" {:>7.2} s CPU", b - a),
+                _ => String::new(),
+            };
             progress.println(&format!(
-                "{:>8.3} s  queries/{}.sql",
+                "{:>8.3} s{cpu}  queries/{}.sql",
                 started.elapsed().as_secs_f64(),
                 def.id
             ));
@@ -234,6 +239,20 @@ pub async fn build(
         sections,
         lock_graph,
     })
+}
+
+/// User and system CPU time of this process so far, where the system says
+/// (`/proc/self/stat` on Linux; `None` elsewhere): `--timings` shows how
+/// much of each section's wall time kept both cores busy.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces), from field 3 on.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let utime: f64 = fields.nth(11)?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    // Clock ticks: 100 per second on every Linux ABI that std runs on.
+    Some((utime + stime) / 100.0)
 }
 
 /// What the manifest says about the recording.
