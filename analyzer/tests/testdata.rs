@@ -262,6 +262,31 @@ fn top_statements_file_has_one_row_per_fingerprint() {
         );
         assert!(f("mean_ms") <= f("max_ms"), "{r}");
     }
+    // Each example is the text of the group's slowest statement, the
+    // earliest of equally slow ones: what the file computes from the
+    // example's keys, written as one aggregate over every text.
+    let plain = dbflight(&[
+        "sql",
+        TRACE,
+        "SELECT fingerprint, first_value(query ORDER BY duration_ns DESC NULLS LAST, ts, pid) \
+         AS example FROM statement_totals GROUP BY fingerprint",
+        "--format",
+        "json",
+    ]);
+    let plain: Vec<serde_json::Value> = serde_json::from_str(&plain).unwrap();
+    let example_of = |fp: &serde_json::Value| {
+        plain
+            .iter()
+            .find(|p| &p["fingerprint"] == fp)
+            .map(|p| p["example"].clone())
+    };
+    for r in &rows {
+        assert_eq!(
+            Some(r["example"].clone()),
+            example_of(&r["fingerprint"]),
+            "{r}"
+        );
+    }
 }
 
 /// Sums the counts of every bcc-style histogram row (`low -> high : count |...|`).

@@ -20,7 +20,7 @@
 //! reads it in several sections. Columns of `queries` that a query does not
 //! use are not read; with the fingerprints kept, the text is not read again.
 //! The first scan's keys (pid, tid, query_seq, ts, end_ts, duration_ns,
-//! about 40 bytes per statement) are kept too: a later scan that needs no
+//! status, about 44 bytes per statement) are kept too: a later scan that needs no
 //! other column of `queries` does not read its files (1.1 s of a report on
 //! 10 M statements, BENCHMARKS.md).
 
@@ -184,8 +184,19 @@ impl Cache {
 /// The plan hash per row and whether the row has plan nodes.
 type Plans = (Vec<u64>, Vec<bool>);
 
-/// The `queries` columns every computation needs, first in every scan of it.
-const KEYS: [&str; 6] = ["pid", "tid", "query_seq", "ts", "end_ts", "duration_ns"];
+/// The `queries` columns every computation needs, first in every scan of
+/// it, and `status` (4 bytes a row, read at almost no cost): the first
+/// scan's are kept, and with `status` among them the top statements by
+/// fingerprint (calls, errors, times) read no file of `queries`.
+const KEYS: [&str; 7] = [
+    "pid",
+    "tid",
+    "query_seq",
+    "ts",
+    "end_ts",
+    "duration_ns",
+    "status",
+];
 /// Where `duration_ns` is in [`KEYS`].
 const DURATION: usize = 5;
 

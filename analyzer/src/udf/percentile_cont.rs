@@ -3,9 +3,11 @@
 //!
 //! DataFusion 55 keeps a `Vec` per group, so `GROUP BY query` over 10 M
 //! statements (5 M groups, three percentiles) spends most of its time
-//! growing millions of small vectors. This one appends (group, value) pairs
-//! to two flat vectors and sorts them into groups once, when the groups are
-//! emitted. Everything else (signature, coercion, state, simplification,
+//! growing millions of small vectors. This one keeps a vector per group
+//! only while there are few groups (the fingerprints of a trace), and
+//! appends a merged state's list at once; past [`PER_GROUP_MAX`] groups it
+//! appends (group, value) pairs to two flat vectors and sorts them into
+//! groups once, when the groups are emitted. Everything else (signature, coercion, state, simplification,
 //! the result of each group) is DataFusion's: the value is computed by the
 //! same formula on the same values, so results are identical.
 
@@ -108,76 +110,180 @@ impl AggregateUDFImpl for PercentileCont {
     }
 }
 
-/// Every (group, value) pair in arrival order.
+/// Groups up to which each group keeps its own vector of values; past it,
+/// one flat vector of (group, value) pairs.
+const PER_GROUP_MAX: usize = 1024;
+
+/// The values of every group.
 #[derive(Debug)]
 struct FlatGroups {
     percentile: f64,
-    groups: Vec<u32>,
-    values: Vec<f64>,
+    store: Store,
     num_groups: usize,
+}
+
+#[derive(Debug)]
+enum Store {
+    /// A vector per group: few groups (the fingerprints of a trace), each
+    /// value pushed where it belongs and a state's list appended at once.
+    PerGroup(Vec<Vec<f64>>),
+    /// Every (group, value) pair in arrival order: many groups, where
+    /// millions of small vectors would cost more than one sort at the end.
+    Flat { groups: Vec<u32>, values: Vec<f64> },
 }
 
 impl FlatGroups {
     fn new(percentile: f64) -> Self {
         FlatGroups {
             percentile,
-            groups: Vec::new(),
-            values: Vec::new(),
+            store: Store::PerGroup(Vec::new()),
             num_groups: 0,
         }
     }
 
+    /// Makes room for `total_num_groups`, leaving the per-group vectors for
+    /// the flat pairs when there are too many groups for them.
+    fn grow(&mut self, total_num_groups: usize) {
+        self.num_groups = self.num_groups.max(total_num_groups);
+        if let Store::PerGroup(per_group) = &mut self.store {
+            if self.num_groups <= PER_GROUP_MAX {
+                per_group.resize_with(self.num_groups, Vec::new);
+            } else {
+                let (mut groups, mut values) = (Vec::new(), Vec::new());
+                for (g, vs) in per_group.iter().enumerate() {
+                    groups.extend(std::iter::repeat_n(g as u32, vs.len()));
+                    values.extend_from_slice(vs);
+                }
+                self.store = Store::Flat { groups, values };
+            }
+        }
+    }
+
     fn push(&mut self, group: usize, value: f64) -> Result<()> {
-        let group = u32::try_from(group).map_err(|_| {
-            datafusion::common::DataFusionError::Execution(
-                "percentile_cont: more than 4 billion groups".into(),
-            )
-        })?;
-        self.groups.push(group);
-        self.values.push(value);
+        match &mut self.store {
+            Store::PerGroup(per_group) => per_group[group].push(value),
+            Store::Flat { groups, values } => {
+                groups.push(u32::try_from(group).map_err(|_| {
+                    datafusion::common::DataFusionError::Execution(
+                        "percentile_cont: more than 4 billion groups".into(),
+                    )
+                })?);
+                values.push(value);
+            }
+        }
         Ok(())
     }
 
-    /// Takes the first `n` groups (all for `EmitTo::All`) out as offsets
-    /// and their values sorted into groups (a counting sort); later groups
-    /// stay, renumbered from 0.
-    fn take(&mut self, emit_to: EmitTo) -> (Vec<usize>, Vec<f64>) {
+    fn extend(&mut self, group: usize, new: &[f64]) -> Result<()> {
+        match &mut self.store {
+            Store::PerGroup(per_group) => per_group[group].extend_from_slice(new),
+            Store::Flat { .. } => {
+                for &v in new {
+                    self.push(group, v)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the first `n` groups (all for `EmitTo::All`) out, each as its
+    /// own slice of values; later groups stay, renumbered from 0.
+    fn take(&mut self, emit_to: EmitTo) -> Taken {
         let n = match emit_to {
             EmitTo::All => self.num_groups,
             EmitTo::First(n) => n.min(self.num_groups),
         };
-        let mut offsets = vec![0usize; n + 1];
-        for &g in &self.groups {
-            if (g as usize) < n {
-                offsets[g as usize + 1] += 1;
-            }
-        }
-        for i in 0..n {
-            offsets[i + 1] += offsets[i];
-        }
-        let mut next = offsets.clone();
-        let mut sorted = vec![0f64; offsets[n]];
-        let mut kept = 0;
-        for i in 0..self.groups.len() {
-            let g = self.groups[i] as usize;
-            if g < n {
-                sorted[next[g]] = self.values[i];
-                next[g] += 1;
-            } else {
-                self.groups[kept] = (g - n) as u32;
-                self.values[kept] = self.values[i];
-                kept += 1;
-            }
-        }
-        self.groups.truncate(kept);
-        self.values.truncate(kept);
         self.num_groups -= n;
+        let taken = match &mut self.store {
+            Store::PerGroup(per_group) => Taken::PerGroup(per_group.drain(..n).collect()),
+            Store::Flat { groups, values } => {
+                let (offsets, values) = take_flat(groups, values, n);
+                Taken::Flat { offsets, values }
+            }
+        };
         if self.num_groups == 0 {
-            self.groups = Vec::new();
-            self.values = Vec::new();
+            self.store = Store::PerGroup(Vec::new());
         }
-        (offsets, sorted)
+        taken
     }
+}
+
+/// The values of the groups taken out, group after group.
+enum Taken {
+    PerGroup(Vec<Vec<f64>>),
+    /// Group `g`'s values are `values[offsets[g]..offsets[g + 1]]`.
+    Flat {
+        offsets: Vec<usize>,
+        values: Vec<f64>,
+    },
+}
+
+impl Taken {
+    /// Each group's percentile.
+    fn percentiles(self, percentile: f64) -> Float64Array {
+        match self {
+            Taken::PerGroup(groups) => groups
+                .into_iter()
+                .map(|mut vs| percentile_of(&mut vs, percentile))
+                .collect(),
+            Taken::Flat {
+                offsets,
+                mut values,
+            } => offsets
+                .windows(2)
+                .map(|w| percentile_of(&mut values[w[0]..w[1]], percentile))
+                .collect(),
+        }
+    }
+
+    /// The offsets and values of a list array, one list per group.
+    fn into_lists(self) -> (Vec<usize>, Vec<f64>) {
+        match self {
+            Taken::PerGroup(groups) => {
+                let mut offsets = Vec::with_capacity(groups.len() + 1);
+                offsets.push(0);
+                let mut values = Vec::with_capacity(groups.iter().map(Vec::len).sum());
+                for vs in &groups {
+                    values.extend_from_slice(vs);
+                    offsets.push(values.len());
+                }
+                (offsets, values)
+            }
+            Taken::Flat { offsets, values } => (offsets, values),
+        }
+    }
+}
+
+/// The flat pairs of the first `n` groups sorted into groups (a counting
+/// sort), as offsets and values; the pairs of later groups stay,
+/// renumbered from 0.
+fn take_flat(groups: &mut Vec<u32>, values: &mut Vec<f64>, n: usize) -> (Vec<usize>, Vec<f64>) {
+    let mut offsets = vec![0usize; n + 1];
+    for &g in groups.iter() {
+        if (g as usize) < n {
+            offsets[g as usize + 1] += 1;
+        }
+    }
+    for i in 0..n {
+        offsets[i + 1] += offsets[i];
+    }
+    let mut next = offsets.clone();
+    let mut sorted = vec![0f64; offsets[n]];
+    let mut kept = 0;
+    for i in 0..groups.len() {
+        let g = groups[i] as usize;
+        if g < n {
+            sorted[next[g]] = values[i];
+            next[g] += 1;
+        } else {
+            groups[kept] = (g - n) as u32;
+            values[kept] = values[i];
+            kept += 1;
+        }
+    }
+    groups.truncate(kept);
+    values.truncate(kept);
+    (offsets, sorted)
 }
 
 impl GroupsAccumulator for FlatGroups {
@@ -188,10 +294,12 @@ impl GroupsAccumulator for FlatGroups {
         opt_filter: Option<&BooleanArray>,
         total_num_groups: usize,
     ) -> Result<()> {
-        self.num_groups = self.num_groups.max(total_num_groups);
+        self.grow(total_num_groups);
         let values = values[0].as_primitive::<Float64Type>();
-        self.groups.reserve(group_indices.len());
-        self.values.reserve(group_indices.len());
+        if let Store::Flat { groups, values } = &mut self.store {
+            groups.reserve(group_indices.len());
+            values.reserve(group_indices.len());
+        }
         for (i, &g) in group_indices.iter().enumerate() {
             // A row counts when its filter is true (not false or NULL) and its value is not NULL.
             let kept = opt_filter.is_none_or(|f| f.is_valid(i) && f.value(i));
@@ -208,7 +316,7 @@ impl GroupsAccumulator for FlatGroups {
         group_indices: &[usize],
         total_num_groups: usize,
     ) -> Result<()> {
-        self.num_groups = self.num_groups.max(total_num_groups);
+        self.grow(total_num_groups);
         let lists = values[0].as_list::<i32>();
         for (row, &g) in group_indices.iter().enumerate() {
             if lists.is_null(row) {
@@ -216,24 +324,17 @@ impl GroupsAccumulator for FlatGroups {
             }
             // As DataFusion's accumulator: every value of the state's list.
             let list = lists.value(row);
-            for &v in list.as_primitive::<Float64Type>().values().iter() {
-                self.push(g, v)?;
-            }
+            self.extend(g, list.as_primitive::<Float64Type>().values())?;
         }
         Ok(())
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let (offsets, mut sorted) = self.take(emit_to);
-        let result: Float64Array = offsets
-            .windows(2)
-            .map(|w| percentile_of(&mut sorted[w[0]..w[1]], self.percentile))
-            .collect();
-        Ok(Arc::new(result))
+        Ok(Arc::new(self.take(emit_to).percentiles(self.percentile)))
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let (offsets, sorted) = self.take(emit_to);
+        let (offsets, sorted) = self.take(emit_to).into_lists();
         let offsets = offsets
             .into_iter()
             .map(|o| {
@@ -278,7 +379,18 @@ impl GroupsAccumulator for FlatGroups {
     }
 
     fn size(&self) -> usize {
-        self.groups.capacity() * size_of::<u32>() + self.values.capacity() * size_of::<f64>()
+        match &self.store {
+            Store::PerGroup(per_group) => {
+                per_group.capacity() * size_of::<Vec<f64>>()
+                    + per_group
+                        .iter()
+                        .map(|vs| vs.capacity() * size_of::<f64>())
+                        .sum::<usize>()
+            }
+            Store::Flat { groups, values } => {
+                groups.capacity() * size_of::<u32>() + values.capacity() * size_of::<f64>()
+            }
+        }
     }
 }
 
@@ -328,8 +440,10 @@ mod tests {
 
     use super::*;
 
-    /// Rows of (g, x, s): many small groups, NULLs, a filter column.
-    fn table() -> MemTable {
+    /// Rows of (g, x, s) in `groups` groups, with NULLs and a filter
+    /// column; `sorted` by group, so new groups keep coming batch after
+    /// batch.
+    fn table(groups: u64, sorted: bool) -> MemTable {
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = move || {
             state ^= state << 13;
@@ -337,13 +451,20 @@ mod tests {
             state ^= state << 17;
             state
         };
-        let n = 50_000;
-        let (mut g, mut x, mut s) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..n {
-            let r = next();
-            g.push((r % 9_000) as i64);
-            x.push((r % 7 != 0).then_some(((r >> 20) % 1_000_000) as i64 - 500));
-            s.push(if (r >> 40) % 3 == 0 { "error" } else { "ok" });
+        // 4 partitions of 12 batches of 1 000 rows.
+        let n = 48_000;
+        let mut rows: Vec<(i64, Option<i64>, &str)> = (0..n as u64)
+            .map(|i| {
+                let r = next();
+                (
+                    (i % groups) as i64,
+                    (r % 7 != 0).then_some(((r >> 20) % 1_000_000) as i64 - 500),
+                    if (r >> 40) % 3 == 0 { "error" } else { "ok" },
+                )
+            })
+            .collect();
+        if sorted {
+            rows.sort_by_key(|r| r.0);
         }
         let schema = Arc::new(Schema::new(vec![
             Field::new("g", DataType::Int64, false),
@@ -353,25 +474,30 @@ mod tests {
         let batch = RecordBatch::try_new(
             schema.clone(),
             vec![
-                Arc::new(Int64Array::from(g)),
-                Arc::new(Int64Array::from(x)),
-                Arc::new(StringArray::from(s)),
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+                Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.1))),
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.2))),
             ],
         )
         .unwrap();
-        // Several partitions, so partial states are merged.
+        // Several partitions, so partial states are merged, each of
+        // batches of 1 000 rows.
         let parts = (0..4)
-            .map(|i| vec![batch.slice(i * n / 4, n / 4)])
+            .map(|i| {
+                (0..n / 4 / 1000)
+                    .map(|j| batch.slice(i * n / 4 + j * 1000, 1000))
+                    .collect()
+            })
             .collect();
         MemTable::try_new(schema, parts).unwrap()
     }
 
-    fn run(flat: bool, sql: &str) -> Vec<RecordBatch> {
+    fn run(flat: bool, table: MemTable, sql: &str) -> Vec<RecordBatch> {
         let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(3));
         if flat {
             ctx.register_udaf(AggregateUDF::from(PercentileCont::new()));
         }
-        ctx.register_table("t", Arc::new(table())).unwrap();
+        ctx.register_table("t", Arc::new(table)).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
@@ -379,8 +505,11 @@ mod tests {
             .unwrap()
     }
 
-    #[test]
-    fn same_results_as_datafusion() {
+    /// The same results as DataFusion's own accumulator, for tables of
+    /// `groups` groups: few (each group its own vector), many (flat
+    /// pairs), and groups that keep coming until the per-group vectors,
+    /// holding values, give way to the flat pairs.
+    fn same_results_as_datafusion(groups: u64, sorted: bool) {
         let sql = "SELECT g, count(*) AS n,
                 percentile_cont(0.5) WITHIN GROUP (ORDER BY x) AS p50,
                 percentile_cont(0.95) WITHIN GROUP (ORDER BY x) AS p95,
@@ -390,15 +519,35 @@ mod tests {
                 percentile_cont(x, 0.75) AS p75,
                 percentile_cont(DISTINCT x, 0.5) AS p50d
             FROM t GROUP BY g ORDER BY g";
-        let want = run(false, sql);
-        let got = run(true, sql);
+        let want = run(false, table(groups, sorted), sql);
+        let got = run(true, table(groups, sorted), sql);
         let fmt = |b: &[RecordBatch]| {
             arrow::util::pretty::pretty_format_batches(b)
                 .unwrap()
                 .to_string()
         };
         assert_eq!(fmt(&got), fmt(&want));
-        assert!(got.iter().map(RecordBatch::num_rows).sum::<usize>() > 8_000);
+        let rows = got.iter().map(RecordBatch::num_rows).sum::<usize>();
+        assert_eq!(rows as u64, groups);
+    }
+
+    #[test]
+    fn same_results_as_datafusion_for_few_groups() {
+        same_results_as_datafusion(35, false);
+    }
+
+    #[test]
+    fn same_results_as_datafusion_for_many_groups() {
+        same_results_as_datafusion(9_000, false);
+    }
+
+    #[test]
+    fn same_results_as_datafusion_when_groups_outgrow_their_vectors() {
+        // Sorted: each partition has 2 000 groups, each of its batches of
+        // 1 000 rows about 170 new ones, so the per-group vectors hold
+        // values when PER_GROUP_MAX is passed.
+        const { assert!(PER_GROUP_MAX < 1_500) };
+        same_results_as_datafusion(8_000, true);
     }
 
     #[test]
