@@ -112,6 +112,22 @@ fn job(cache: &Arc<Mutex<Cache>>, with_text: bool) -> Job {
     }
 }
 
+/// The batches a scan of `job` emits for `queries`, as its stream makes them.
+fn emitted(
+    job: Job,
+    queries: &[RecordBatch],
+    fingerprints: Option<Fingerprints>,
+    net: Option<Vec<RecordBatch>>,
+    sched: Option<Vec<RecordBatch>>,
+    plans: Option<Vec<RecordBatch>>,
+) -> Vec<RecordBatch> {
+    let totals = job.run(queries, fingerprints, net, sched, plans).unwrap();
+    totals
+        .emit(queries.to_vec(), Arc::new(job))
+        .collect::<Result<Vec<_>>>()
+        .unwrap()
+}
+
 /// Rows as text, sorted.
 fn rows(batches: &[RecordBatch]) -> Vec<String> {
     let mut out: Vec<String> = arrow::util::pretty::pretty_format_batches(batches)
@@ -138,15 +154,14 @@ fn fingerprints_of(batches: &[RecordBatch]) -> Option<Fingerprints> {
 fn kept_sums_follow_rows_scanned_in_another_order() {
     let cache = Arc::new(Mutex::new(Cache::default()));
     let first_scan = [queries(&[0, 1], true), queries(&[2], true)];
-    let first = job(&cache, true)
-        .run(
-            &first_scan,
-            fingerprints_of(&first_scan),
-            Some(net()),
-            Some(sched()),
-            None,
-        )
-        .unwrap();
+    let first = emitted(
+        job(&cache, true),
+        &first_scan,
+        fingerprints_of(&first_scan),
+        Some(net()),
+        Some(sched()),
+        None,
+    );
     let want = [
         "| 1   | 1         | SELECT $1   | 10         | 5          |",
         "| 1   | 2         | SELECT $1   | 0          | 0          |",
@@ -160,15 +175,14 @@ fn kept_sums_follow_rows_scanned_in_another_order() {
     }
     // A second scan with its rows in another order and nothing but the
     // keys: the kept fingerprints and sums land on the right rows.
-    let second = job(&cache, false)
-        .run(
-            &[queries(&[2], false), queries(&[1, 0], false)],
-            None,
-            None,
-            None,
-            None,
-        )
-        .unwrap();
+    let second = emitted(
+        job(&cache, false),
+        &[queries(&[2], false), queries(&[1, 0], false)],
+        None,
+        None,
+        None,
+        None,
+    );
     assert_eq!(rows(&second), got);
     assert!(cache.lock().unwrap().reusable);
 }
@@ -177,15 +191,14 @@ fn kept_sums_follow_rows_scanned_in_another_order() {
 fn repeated_keys_are_computed_per_scan() {
     let cache = Arc::new(Mutex::new(Cache::default()));
     let twice = [queries(&[0, 1, 0], true)];
-    let out = job(&cache, true)
-        .run(
-            &twice,
-            fingerprints_of(&twice),
-            Some(net()),
-            Some(sched()),
-            None,
-        )
-        .unwrap();
+    let out = emitted(
+        job(&cache, true),
+        &twice,
+        fingerprints_of(&twice),
+        Some(net()),
+        Some(sched()),
+        None,
+    );
     assert_eq!(rows(&out).len(), 3);
     let c = cache.lock().unwrap();
     assert!(!c.reusable);
