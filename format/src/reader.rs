@@ -172,6 +172,21 @@ mod tests {
         RecordBatch::try_new(Table::Queries.schema(), cols).unwrap()
     }
 
+    /// The `ts` column (the first) of batches of queries, in order.
+    fn ts_of(batches: &[RecordBatch]) -> Vec<i64> {
+        batches
+            .iter()
+            .flat_map(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<TimestampNanosecondArray>()
+                    .unwrap()
+                    .values()
+                    .to_vec()
+            })
+            .collect()
+    }
+
     fn new_writer(dir: &Path) -> TraceWriter {
         let m = Manifest::new(Target::default(), Clock::default(), Options::default(), 100);
         TraceWriter::create(dir, m, 1).unwrap()
@@ -200,18 +215,7 @@ mod tests {
         let t = TraceFiles::open(&dir).unwrap();
         assert_eq!(t.rows(Table::Queries), 4);
         assert_eq!(t.rows(Table::RecorderStats), 2);
-        let batches = t.read_table(Table::Queries).unwrap();
-        let ts: Vec<i64> = batches
-            .iter()
-            .flat_map(|b| {
-                b.column(0)
-                    .as_any()
-                    .downcast_ref::<TimestampNanosecondArray>()
-                    .unwrap()
-                    .values()
-                    .to_vec()
-            })
-            .collect();
+        let ts = ts_of(&t.read_table(Table::Queries).unwrap());
         assert_eq!(
             ts,
             [100, 200, 300, 500],
@@ -257,23 +261,7 @@ mod tests {
         }
         assert_eq!(delta, ["ts", "end_ts", "query_seq"]);
         let t = TraceFiles::open(&dir).unwrap();
-        let batches = t.read_table(Table::Queries).unwrap();
-        assert_eq!(
-            batches.iter().map(|b| b.num_rows()).sum::<usize>(),
-            ts.len()
-        );
-        let read: Vec<i64> = batches
-            .iter()
-            .flat_map(|b| {
-                b.column(0)
-                    .as_any()
-                    .downcast_ref::<TimestampNanosecondArray>()
-                    .unwrap()
-                    .values()
-                    .to_vec()
-            })
-            .collect();
-        assert_eq!(read, ts);
+        assert_eq!(ts_of(&t.read_table(Table::Queries).unwrap()), ts);
     }
 
     #[cfg(unix)]
