@@ -80,7 +80,7 @@ pub fn segment_file(trace_dir: &Path, table: Table, segment: u64) -> PathBuf {
 /// columns hold 4x fewer bytes before zstd and 40 % fewer after it, and
 /// every reader decompresses that much less (a report 12.3 s -> 11.5 s,
 /// BENCHMARKS.md). Any Parquet reader reads the encoding (DuckDB, pyarrow).
-pub const DELTA_COLUMNS: [&str; 5] = ["ts", "end_ts", "first_ts", "last_ts", "query_seq"];
+const DELTA_COLUMNS: [&str; 5] = ["ts", "end_ts", "first_ts", "last_ts", "query_seq"];
 
 fn writer_properties() -> WriterProperties {
     let mut b = WriterProperties::builder()

@@ -251,7 +251,7 @@ fn process_cpu_seconds() -> Option<f64> {
     let mut fields = rest.split(' ');
     let utime: f64 = fields.nth(11)?.parse().ok()?;
     let stime: f64 = fields.next()?.parse().ok()?;
-    // Clock ticks: 100 per second on every Linux ABI that std runs on.
+    // Clock ticks (USER_HZ): 100 per second on Linux's common ABIs (x86, Arm, RISC-V).
     Some((utime + stime) / 100.0)
 }
 

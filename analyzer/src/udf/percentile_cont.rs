@@ -40,10 +40,10 @@ impl PercentileCont {
     }
 }
 
-/// The percentile of a call the flat accumulator takes: Float64 values,
+/// The percentile of a call this accumulator takes: Float64 values,
 /// not DISTINCT, a Float64 literal in [0, 1] (anything else goes to
 /// DataFusion's accumulator, errors included).
-fn flat_percentile(args: &AccumulatorArgs) -> Option<f64> {
+fn own_percentile(args: &AccumulatorArgs) -> Option<f64> {
     if args.is_distinct || args.expr_fields.first()?.data_type() != &DataType::Float64 {
         return None;
     }
@@ -91,8 +91,8 @@ impl AggregateUDFImpl for PercentileCont {
         &self,
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        match flat_percentile(&args) {
-            Some(percentile) => Ok(Box::new(FlatGroups::new(percentile))),
+        match own_percentile(&args) {
+            Some(percentile) => Ok(Box::new(PercentileGroups::new(percentile))),
             None => self.inner.create_groups_accumulator(args),
         }
     }
@@ -116,7 +116,7 @@ const PER_GROUP_MAX: usize = 1024;
 
 /// The values of every group.
 #[derive(Debug)]
-struct FlatGroups {
+struct PercentileGroups {
     percentile: f64,
     store: Store,
     num_groups: usize,
@@ -132,9 +132,9 @@ enum Store {
     Flat { groups: Vec<u32>, values: Vec<f64> },
 }
 
-impl FlatGroups {
+impl PercentileGroups {
     fn new(percentile: f64) -> Self {
-        FlatGroups {
+        PercentileGroups {
             percentile,
             store: Store::PerGroup(Vec::new()),
             num_groups: 0,
@@ -286,7 +286,7 @@ fn take_flat(groups: &mut Vec<u32>, values: &mut Vec<f64>, n: usize) -> (Vec<usi
     (offsets, sorted)
 }
 
-impl GroupsAccumulator for FlatGroups {
+impl GroupsAccumulator for PercentileGroups {
     fn update_batch(
         &mut self,
         values: &[ArrayRef],
@@ -492,9 +492,9 @@ mod tests {
         MemTable::try_new(schema, parts).unwrap()
     }
 
-    fn run(flat: bool, table: MemTable, sql: &str) -> Vec<RecordBatch> {
+    fn run(ours: bool, table: MemTable, sql: &str) -> Vec<RecordBatch> {
         let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(3));
-        if flat {
+        if ours {
             ctx.register_udaf(AggregateUDF::from(PercentileCont::new()));
         }
         ctx.register_table("t", Arc::new(table)).unwrap();
