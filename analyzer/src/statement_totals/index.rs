@@ -42,15 +42,17 @@ impl BySeq {
 pub(super) struct Thread {
     pub(super) by_seq: BySeq,
     pub(super) timed: Vec<Timed>,
-    /// Where the last off-CPU search ended: sched rows come mostly in time order.
-    pub(super) cursor: usize,
+    /// The thread's place among all: where a search keeps its cursor.
+    pub(super) slot: usize,
 }
 
 impl Thread {
-    /// The last timed statement that began at or before `at`.
-    pub(super) fn statement_at(&mut self, at: i64) -> Option<Timed> {
+    /// The last timed statement that began at or before `at`, searched
+    /// from `cursor` (where the last search ended: sched rows come mostly
+    /// in time order), which is moved to it.
+    pub(super) fn statement_at(&self, at: i64, cursor: &mut usize) -> Option<Timed> {
         let s = &self.timed;
-        let c = self.cursor.min(s.len().saturating_sub(1));
+        let c = (*cursor).min(s.len().saturating_sub(1));
         let n = if s.get(c).is_some_and(|t| t.ts <= at) {
             // Gallop forward from the cursor, then search the last step.
             let (mut lo, mut step) = (c, 1);
@@ -64,7 +66,7 @@ impl Thread {
             s[..c].partition_point(|t| t.ts <= at)
         };
         let i = n.checked_sub(1)?;
-        self.cursor = i;
+        *cursor = i;
         Some(s[i])
     }
 }
@@ -103,7 +105,8 @@ pub(super) fn threads(queries: &[RecordBatch]) -> (FxHashMap<(i32, i32), Thread>
     }
     let mut threads: FxHashMap<(i32, i32), Thread> = spans
         .into_iter()
-        .map(|(key, (first, last, count))| {
+        .enumerate()
+        .map(|(slot, (key, (first, last, count)))| {
             let span = last - first + 1;
             let by_seq = if span <= 4 * count as u64 + 1024 {
                 BySeq::Dense {
@@ -116,7 +119,7 @@ pub(super) fn threads(queries: &[RecordBatch]) -> (FxHashMap<(i32, i32), Thread>
             let thread = Thread {
                 by_seq,
                 timed: Vec::new(),
-                cursor: 0,
+                slot,
             };
             (key, thread)
         })

@@ -149,7 +149,7 @@ struct Cache {
     home: Option<u64>,
     /// False when (pid, tid, query_seq) is not unique: nothing is kept then.
     reusable: bool,
-    threads: Option<FxHashMap<(i32, i32), Thread>>,
+    threads: Option<Arc<FxHashMap<(i32, i32), Thread>>>,
     /// The first scan's [`KEYS`] columns, in home order: a later scan that
     /// needs no other column of `queries` reads these instead of the files.
     keys: Option<Arc<Vec<RecordBatch>>>,
@@ -179,6 +179,34 @@ impl Cache {
             Kind::Net => self.net.is_some(),
             Kind::Sched => self.sched.is_some(),
             Kind::Plan => self.plan.is_some(),
+        }
+    }
+
+    /// What a scan needs of the cache: the index and what is computed.
+    fn taken(&self) -> Cache {
+        Cache {
+            home: self.home,
+            reusable: self.reusable,
+            threads: self.threads.clone(),
+            keys: None,
+            fingerprints: self.fingerprints.clone(),
+            net: self.net.clone(),
+            sched: self.sched.clone(),
+            plan: self.plan.clone(),
+        }
+    }
+
+    /// Keeps what a scan made, unless a scan beside it kept it first.
+    fn keep(&mut self, made: &Cache, kinds: &[Kind]) {
+        for kind in kinds {
+            match kind {
+                Kind::Fingerprint => {
+                    self.fingerprints = self.fingerprints.take().or(made.fingerprints.clone())
+                }
+                Kind::Net => self.net = self.net.take().or(made.net.clone()),
+                Kind::Sched => self.sched = self.sched.take().or(made.sched.clone()),
+                Kind::Plan => self.plan = self.plan.take().or(made.plan.clone()),
+            }
         }
     }
 }
@@ -530,13 +558,14 @@ impl Job {
                 u32::MAX - 1
             )));
         }
-        let totals = {
+        let order = order_of(queries);
+        // Under the lock only to build the index once and to take what is
+        // kept: sections that run side by side compute their sums at once.
+        let mut mine = {
             let mut shared = self.cache.lock().expect("cache lock");
-            let order = order_of(queries);
-            let mut own = Cache::default();
             if shared.home.is_none() {
                 let (threads, unique) = index::threads(queries);
-                shared.threads = Some(threads);
+                shared.threads = Some(Arc::new(threads));
                 shared.home = Some(order);
                 shared.reusable = unique;
                 if unique {
@@ -548,78 +577,80 @@ impl Job {
                     shared.keys = Some(Arc::new(kept));
                 }
             }
-            // Keys that are not unique cannot find their home: this scan computes for itself.
-            let cache: &mut Cache = if shared.reusable {
-                &mut shared
+            if shared.reusable {
+                shared.taken()
             } else {
-                // The index the first scan just built serves it; later ones build their own.
-                own.threads = Some(match shared.threads.take() {
-                    Some(t) if shared.home == Some(order) => t,
-                    _ => index::threads(queries).0,
-                });
-                own.home = Some(order);
-                own.reusable = true;
-                &mut own
-            };
-            let home = if cache.home == Some(order) {
-                None
-            } else {
-                Some(home_rows(
-                    queries,
-                    cache.threads.as_ref().expect("built above"),
-                )?)
-            };
-            let lost = |kind: Kind| {
-                DataFusionError::Internal(format!("{NAME}: {kind:?} neither kept nor scanned"))
-            };
-            for &kind in &self.wants {
-                if cache.has(kind) {
-                    continue;
+                // Keys that are not unique cannot find their home: this scan
+                // computes for itself, by the first scan's index if in its order.
+                Cache {
+                    threads: match &shared.threads {
+                        Some(t) if shared.home == Some(order) => Some(t.clone()),
+                        _ => Some(Arc::new(index::threads(queries).0)),
+                    },
+                    home: Some(order),
+                    reusable: true,
+                    ..Cache::default()
                 }
-                match kind {
-                    Kind::Fingerprint => {
-                        let mut fp = fingerprints.take().ok_or_else(|| lost(kind))?;
-                        if let Some(home) = &home {
-                            let mut keys = vec![u32::MAX; fp.keys.len()];
-                            for (r, &h) in home.iter().enumerate() {
-                                keys[h as usize] = fp.keys[r];
-                            }
-                            fp.keys = keys;
-                        }
-                        cache.fingerprints = Some(Arc::new(fp));
-                    }
-                    Kind::Net => {
-                        let batches = net.as_ref().ok_or_else(|| lost(kind))?;
-                        let threads = cache.threads.as_ref().expect("built above");
-                        let sums = has_rows(batches)
-                            .then(|| Totals::net(batches, threads, rows).map(Arc::new))
-                            .transpose()?;
-                        cache.net = Some(sums);
-                    }
-                    Kind::Sched => {
-                        let batches = sched.as_ref().ok_or_else(|| lost(kind))?;
-                        let threads = cache.threads.as_mut().expect("built above");
-                        let sums = has_rows(batches)
-                            .then(|| Totals::sched(batches, threads, rows).map(Arc::new))
-                            .transpose()?;
-                        cache.sched = Some(sums);
-                    }
-                    Kind::Plan => {
-                        let batches = plans.as_ref().ok_or_else(|| lost(kind))?;
-                        let threads = cache.threads.as_ref().expect("built above");
-                        cache.plan = Some(Arc::new(Totals::plans(batches, threads, rows)?));
-                    }
-                }
-            }
-            Totals {
-                home,
-                fingerprints: cache.fingerprints.clone(),
-                net: cache.net.clone().flatten(),
-                sched: cache.sched.clone().flatten(),
-                plan: cache.plan.clone(),
             }
         };
-        Ok(totals)
+        let threads = mine.threads.clone().expect("built above");
+        let home = if mine.home == Some(order) {
+            None
+        } else {
+            Some(home_rows(queries, &threads)?)
+        };
+        let lost = |kind: Kind| {
+            DataFusionError::Internal(format!("{NAME}: {kind:?} neither kept nor scanned"))
+        };
+        let mut made = Vec::new();
+        for &kind in &self.wants {
+            if mine.has(kind) {
+                continue;
+            }
+            match kind {
+                Kind::Fingerprint => {
+                    let mut fp = fingerprints.take().ok_or_else(|| lost(kind))?;
+                    if let Some(home) = &home {
+                        let mut keys = vec![u32::MAX; fp.keys.len()];
+                        for (r, &h) in home.iter().enumerate() {
+                            keys[h as usize] = fp.keys[r];
+                        }
+                        fp.keys = keys;
+                    }
+                    mine.fingerprints = Some(Arc::new(fp));
+                }
+                Kind::Net => {
+                    let batches = net.as_ref().ok_or_else(|| lost(kind))?;
+                    let sums = has_rows(batches)
+                        .then(|| Totals::net(batches, &threads, rows).map(Arc::new))
+                        .transpose()?;
+                    mine.net = Some(sums);
+                }
+                Kind::Sched => {
+                    let batches = sched.as_ref().ok_or_else(|| lost(kind))?;
+                    let sums = has_rows(batches)
+                        .then(|| Totals::sched(batches, &threads, rows).map(Arc::new))
+                        .transpose()?;
+                    mine.sched = Some(sums);
+                }
+                Kind::Plan => {
+                    let batches = plans.as_ref().ok_or_else(|| lost(kind))?;
+                    mine.plan = Some(Arc::new(Totals::plans(batches, &threads, rows)?));
+                }
+            }
+            made.push(kind);
+        }
+        let mut shared = self.cache.lock().expect("cache lock");
+        if shared.reusable && shared.home == mine.home {
+            shared.keep(&mine, &made);
+        }
+        Ok(Totals {
+            home,
+            fingerprints: mine.fingerprints,
+            net: mine.net.flatten(),
+            sched: mine.sched.flatten(),
+            plan: mine.plan,
+        })
     }
 }
 

@@ -96,10 +96,11 @@ impl Totals {
     /// Off-CPU time per statement row: all, sleeping, in the kernel, preempted.
     pub(super) fn sched(
         batches: &[RecordBatch],
-        threads: &mut FxHashMap<(i32, i32), Thread>,
+        threads: &FxHashMap<(i32, i32), Thread>,
         rows: usize,
     ) -> Result<Vec<[i64; 4]>> {
         let mut sums = vec![[0i64; 4]; rows];
+        let mut cursors = vec![0usize; threads.len()];
         for b in batches {
             let (pid, tid) = (i32s(b, 0), i32s(b, 1));
             let ts = b.column(2).as_primitive::<TimestampNanosecondType>();
@@ -107,11 +108,11 @@ impl Totals {
             let flags = dictionary_matches(b.column(4), ["S", "D", "R"])?;
             let keys = b.column(4).as_dictionary::<Int32Type>().keys();
             for i in 0..b.num_rows() {
-                let Some(thread) = threads.get_mut(&(pid.value(i), tid.value(i))) else {
+                let Some(thread) = threads.get(&(pid.value(i), tid.value(i))) else {
                     continue;
                 };
                 let at = ts.value(i);
-                let Some(s) = thread.statement_at(at) else {
+                let Some(s) = thread.statement_at(at, &mut cursors[thread.slot]) else {
                     continue;
                 };
                 if at >= s.end_ts {
