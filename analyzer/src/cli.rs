@@ -237,7 +237,9 @@ pub struct ReportArgs {
 
     /// Print each section's wall time on stderr as it finishes, and on
     /// Linux the CPU time it took (which queries/NAME.sql to look at when a
-    /// report is slow, and whether it kept every core busy).
+    /// report is slow, and whether it kept every core busy). The sections
+    /// then run one at a time, not two side by side, so that each one's
+    /// time is its own: the report takes longer.
     #[arg(long)]
     pub timings: bool,
 }

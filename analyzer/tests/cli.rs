@@ -857,7 +857,7 @@ fn report_timings_name_every_section_on_stderr_only() {
         .assert()
         .success();
     let (plain, timed) = (plain.get_output(), timed.get_output());
-    // The report itself does not change.
+    // The report itself does not change (its sections ran one at a time, not two side by side).
     assert_eq!(
         String::from_utf8_lossy(&plain.stdout),
         String::from_utf8_lossy(&timed.stdout)

@@ -516,6 +516,33 @@ fn html_report_is_the_same_file_every_run() {
     }
 }
 
+/// Sections run side by side in a report and one at a time with
+/// `--timings`: the report is the same either way, on the story and on
+/// every recorded trace (its lock waits, deadlocks and plan shapes among
+/// them), in each format.
+#[test]
+fn sections_side_by_side_give_the_report_of_one_at_a_time() {
+    let (_tmp, story) = story();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata");
+    for trace in [
+        story,
+        root.join("pgbench-pg15"),
+        root.join("locks-pg15"),
+        root.join("mariadb-10.11"),
+    ] {
+        for format in ["text", "markdown", "html"] {
+            let together = run(&trace, "report", &["--format", format]);
+            let alone = run(&trace, "report", &["--format", format, "--timings"]);
+            assert!(
+                together == alone,
+                "{} as {format}: side by side\n{together}\none at a time\n{alone}",
+                trace.display()
+            );
+            assert!(together.len() > 1000, "{together}");
+        }
+    }
+}
+
 #[test]
 fn sections_without_data_say_so_in_one_line() {
     let tmp = tempfile::tempdir().unwrap();

@@ -16,6 +16,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::prelude::SessionContext;
 use dbflight_format::reader::TraceFiles;
+use futures::{StreamExt, TryStreamExt};
 
 use crate::commands::info::{fmt_duration, fmt_utc};
 use crate::lockgraph::LockGraph;
@@ -188,36 +189,108 @@ pub struct Report {
     pub lock_graph: LockGraph,
 }
 
+/// Sections computed side by side. Each leaves a core idle for part of
+/// its time (a sum on one thread, a final merge, planning): on 10 M
+/// statements a report took 8.9 s one section at a time and 7.6 s two at
+/// a time, for 350 MB more at its peak; three were no faster and took
+/// 400 MB more again (BENCHMARKS.md, session 9).
+const AT_ONCE: usize = 2;
+
+/// Whether a section reads `statement_totals`.
+fn reads_totals(def: &SectionDef) -> bool {
+    def.sql.contains(crate::statement_totals::NAME)
+}
+
 /// Runs every section's SQL and builds the lock graph.
+///
+/// Up to [`AT_ONCE`] sections run side by side, those that read no
+/// `statement_totals` first. Of those that do, the first (the overview)
+/// runs before the others are planned: its scan makes the fingerprints
+/// and keys they read, and a scan planned before that one ran would read
+/// and fingerprint the text again. With `timings`, one section at a
+/// time in the report's order, so that each one's wall and CPU time are
+/// its own.
 pub async fn build(
     ctx: &SessionContext,
     trace: &TraceFiles,
     progress: &Progress,
     timings: bool,
 ) -> Result<Report> {
+    let running = std::sync::Mutex::new(Vec::<&str>::new());
+    let show = |running: &[&str]| progress.set(&format!("report: {}", running.join(", ")));
+    let first_totals = SECTIONS.iter().position(reads_totals);
+    let (totals_kept, totals_made) = tokio::sync::watch::channel(false);
+    let totals_kept = &totals_kept;
+    let compute = |(n, def): (usize, SectionDef)| {
+        let ctx = ctx.clone();
+        let running = &running;
+        let mut totals_made = totals_made.clone();
+        async move {
+            if reads_totals(&def) && Some(n) != first_totals {
+                // An error there is the first one's, reported in its place.
+                let _ = totals_made.wait_for(|made| *made).await;
+            }
+            {
+                let mut r = running.lock().expect("running lock");
+                r.push(def.title);
+                show(&r);
+            }
+            let what = format!("section {} (queries/{}.sql)", def.title, def.id);
+            let fail = |e| anyhow::anyhow!("cannot compute the {what}: {e}");
+            let started = std::time::Instant::now();
+            let cpu_before = process_cpu_seconds();
+            let df = queries::plan(&ctx, def.sql).await.map_err(fail)?;
+            let schema: SchemaRef = Arc::clone(df.schema().inner());
+            // A task of its own, so that one section's work on this thread
+            // (a final merge) does not hold up the others'.
+            let batches = tokio::spawn(df.collect())
+                .await
+                .map_err(|e| anyhow::anyhow!("the {what} stopped: {e}"))?
+                .map_err(fail)?;
+            if Some(n) == first_totals {
+                totals_kept.send_replace(true);
+            }
+            if timings {
+                let cpu = match (cpu_before, process_cpu_seconds()) {
+                    (Some(a), Some(b)) => format!(" {:>7.2} s CPU", b - a),
+                    _ => String::new(),
+                };
+                progress.println(&format!(
+                    "{:>8.3} s{cpu}  queries/{}.sql",
+                    started.elapsed().as_secs_f64(),
+                    def.id
+                ));
+            }
+            {
+                let mut r = running.lock().expect("running lock");
+                r.retain(|t| *t != def.title);
+                show(&r);
+            }
+            Ok::<_, anyhow::Error>((n, schema, batches))
+        }
+    };
+    let at_once = if timings { 1 } else { AT_ONCE };
+    let mut order: Vec<(usize, SectionDef)> = SECTIONS.into_iter().enumerate().collect();
+    if at_once > 1 {
+        // The first that reads statement_totals, then those that read none, then the rest.
+        order.sort_by_key(
+            |(n, def)| match (Some(*n) == first_totals, reads_totals(def)) {
+                (true, _) => 0,
+                (false, false) => 1,
+                (false, true) => 2,
+            },
+        );
+    }
+    let mut computed: Vec<_> = futures::stream::iter(order.into_iter().map(compute))
+        .buffer_unordered(at_once)
+        .try_collect()
+        .await?;
+    computed.sort_by_key(|(n, _, _)| *n);
     let mut sections = Vec::with_capacity(SECTIONS.len());
     let mut lock_waits = Vec::new();
     let mut deadlocks = Vec::new();
-    for def in SECTIONS {
-        progress.set(&format!("report: {}", def.title));
-        let what = format!("section {} (queries/{}.sql)", def.title, def.id);
-        let fail = |e| anyhow::anyhow!("cannot compute the {what}: {e}");
-        let started = std::time::Instant::now();
-        let cpu_before = process_cpu_seconds();
-        let df = queries::plan(ctx, def.sql).await.map_err(fail)?;
-        let schema: SchemaRef = Arc::clone(df.schema().inner());
-        let batches = df.collect().await.map_err(fail)?;
-        if timings {
-            let cpu = match (cpu_before, process_cpu_seconds()) {
-                (Some(a), Some(b)) => format!(" {:>7.2} s CPU", b - a),
-                _ => String::new(),
-            };
-            progress.println(&format!(
-                "{:>8.3} s{cpu}  queries/{}.sql",
-                started.elapsed().as_secs_f64(),
-                def.id
-            ));
-        }
+    for (n, schema, batches) in computed {
+        let def = SECTIONS[n];
         if def.id == "lock_waits" {
             lock_waits = batches.clone();
         }
