@@ -2,10 +2,12 @@
 //! section of [`crate::report`], computed from the embedded `queries/` and
 //! written in the chosen format, with a spinner when it takes a while.
 
+use std::time::Duration;
+
 use anyhow::Result;
 
 use crate::cli::{ReportArgs, ReportFormat};
-use crate::commands::locks::render_svg;
+use crate::commands::locks::{Drawn, render_svg};
 use crate::commands::{open_traces, runtime};
 use crate::output::Sink;
 use crate::progress::Progress;
@@ -42,13 +44,32 @@ pub fn run(args: &ReportArgs) -> Result<()> {
     written.and(closed)
 }
 
-/// The lock graph rendered by Graphviz when `dot` is on PATH, its DOT text otherwise.
+/// Waits-for edges the HTML report draws at most: Graphviz lays out a few
+/// hundred nodes in a second, thousands in minutes, and nobody reads them.
+const DRAWN_EDGES: usize = 60;
+
+/// How long Graphviz may take over the picture before its DOT text is
+/// written instead.
+const DRAWING_LIMIT: Duration = Duration::from_secs(30);
+
+/// The lock graph's longest waits rendered by Graphviz when `dot` is on
+/// PATH and done in time, its DOT text otherwise.
 fn lock_picture(graph: &crate::lockgraph::LockGraph) -> Result<LockPicture> {
     let mut dot = Vec::new();
-    graph.write_dot(&mut dot)?;
+    graph.heaviest(DRAWN_EDGES).write_dot(&mut dot)?;
     let dot = String::from_utf8(dot)?;
-    Ok(match render_svg(&dot)? {
-        Some(svg) => LockPicture::Svg(svg),
-        None => LockPicture::Dot(dot),
+    Ok(match render_svg(&dot, DRAWING_LIMIT)? {
+        Drawn::Svg(svg) => LockPicture::Svg(svg),
+        Drawn::NoGraphviz => LockPicture::Dot {
+            dot,
+            why: "Graphviz was not installed when this report was written".into(),
+        },
+        Drawn::TooSlow => LockPicture::Dot {
+            dot,
+            why: format!(
+                "Graphviz had not drawn the graph after {} s when this report was written",
+                DRAWING_LIMIT.as_secs()
+            ),
+        },
     })
 }

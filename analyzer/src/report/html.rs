@@ -132,11 +132,12 @@ fn lock_picture(out: &mut impl Write, locks: Option<&LockPicture>) -> Result<()>
                 strip_xml_declaration(svg)
             )?;
         }
-        Some(LockPicture::Dot(dot)) => {
+        Some(LockPicture::Dot { dot, why }) => {
             writeln!(out, "<h3>Wait-for graph</h3>")?;
             writeln!(
                 out,
-                "<p>Graphviz was not installed when this report was written: render this with <code>dot -Tsvg</code>.</p>"
+                "<p>{}: render this with <code>dot -Tsvg</code>.</p>",
+                escape(why)
             )?;
             writeln!(out, "<pre>{}</pre>", escape(dot))?;
         }

@@ -175,8 +175,9 @@ impl Section {
 pub enum LockPicture {
     /// Rendered by Graphviz.
     Svg(String),
-    /// Graphviz was not on PATH: the DOT text to render elsewhere.
-    Dot(String),
+    /// Graphviz was not on PATH or took too long (`why`): the DOT text to
+    /// render elsewhere.
+    Dot { dot: String, why: String },
 }
 
 /// Everything a renderer needs.
