@@ -342,54 +342,38 @@ impl LockGraph {
     /// minutes over the 5 314 waits of a generated 10 M-statement trace.)
     /// The totals and cycles stay those of the whole graph.
     pub fn heaviest(&self, max: usize) -> LockGraph {
-        let weight = |e: &Edge| match e {
-            Edge::WaitsFor {
-                total_ns,
-                in_deadlock,
-                ..
-            } => Some((*in_deadlock, *total_ns)),
-            Edge::HeldBy { .. } => None,
-        };
+        // (in a deadlock, total wait), edge, object of every waits-for edge.
         let mut waits_for: Vec<_> = self
             .graph
             .edge_references()
-            .filter_map(|e| weight(e.weight()).map(|w| (w, e.id())))
+            .filter_map(|e| match e.weight() {
+                Edge::WaitsFor {
+                    total_ns,
+                    in_deadlock,
+                    ..
+                } => Some(((*in_deadlock, *total_ns), e.id(), e.target())),
+                Edge::HeldBy { .. } => None,
+            })
             .collect();
         let all = waits_for.len();
         // Deadlocks first, then the longest; the graph's order breaks ties.
-        waits_for.sort_by(|(a, x), (b, y)| b.cmp(a).then(x.cmp(y)));
-        let deadlocks = waits_for.iter().filter(|((d, _), _)| *d).count();
-        let kept_edges: BTreeSet<_> = waits_for
-            .iter()
-            .take(deadlocks + max)
-            .map(|(_, e)| *e)
-            .collect();
-        let objects: BTreeSet<NodeIndex> = kept_edges
-            .iter()
-            .map(|&e| {
-                self.graph
-                    .edge_endpoints(e)
-                    .expect("an edge of the graph")
-                    .1
-            })
-            .collect();
-        // The kept waits-for edges and the held-by edges of their objects.
-        let edges: BTreeSet<_> = self
-            .graph
-            .edge_references()
-            .filter(|e| match e.weight() {
+        waits_for.sort_by(|(a, x, _), (b, y, _)| b.cmp(a).then(x.cmp(y)));
+        let deadlocks = waits_for.iter().filter(|((d, _), _, _)| *d).count();
+        let kept = &waits_for[..(deadlocks + max).min(all)];
+        let kept_edges: BTreeSet<_> = kept.iter().map(|(_, e, _)| *e).collect();
+        let objects: BTreeSet<_> = kept.iter().map(|(_, _, o)| *o).collect();
+        // The kept waits-for edges, the held-by edges of their objects, and their ends.
+        let (mut edges, mut nodes) = (BTreeSet::new(), BTreeSet::new());
+        for e in self.graph.edge_references() {
+            let keep = match e.weight() {
                 Edge::WaitsFor { .. } => kept_edges.contains(&e.id()),
                 Edge::HeldBy { .. } => objects.contains(&e.source()),
-            })
-            .map(|e| e.id())
-            .collect();
-        let mut nodes: BTreeSet<NodeIndex> = edges
-            .iter()
-            .flat_map(|&e| {
-                let (a, b) = self.graph.edge_endpoints(e).expect("an edge of the graph");
-                [a, b]
-            })
-            .collect();
+            };
+            if keep {
+                edges.insert(e.id());
+                nodes.extend([e.source(), e.target()]);
+            }
+        }
         nodes.extend(self.graph.node_indices().filter(|&n| {
             matches!(
                 self.graph[n],
@@ -410,7 +394,7 @@ impl LockGraph {
             reports: self.reports.clone(),
             waits: self.waits,
             total_wait_ns: self.total_wait_ns,
-            drawn: (kept_edges.len() < all).then_some((kept_edges.len(), all)),
+            drawn: (kept.len() < all).then_some((kept.len(), all)),
         }
     }
 

@@ -192,9 +192,9 @@ pub struct Report {
 
 /// Sections computed side by side. Each leaves a core idle for part of
 /// its time (a sum on one thread, a final merge, planning): on 10 M
-/// statements a report took 8.9 s one section at a time and 7.6 s two at
-/// a time, for 350 MB more at its peak; three were no faster and took
-/// 400 MB more again (BENCHMARKS.md, session 9).
+/// statements a report took 8.9 s one section at a time (the session-8
+/// binary) and 7.6 s two at a time, for 350 MB more at its peak; three
+/// were no faster and took 400 MB more again (BENCHMARKS.md, session 9).
 const AT_ONCE: usize = 2;
 
 /// Whether a section reads `statement_totals`.
@@ -220,16 +220,18 @@ pub async fn build(
     let running = std::sync::Mutex::new(Vec::<&str>::new());
     let show = |running: &[&str]| progress.set(&format!("report: {}", running.join(", ")));
     let first_totals = SECTIONS.iter().position(reads_totals);
-    let (totals_kept, totals_made) = tokio::sync::watch::channel(false);
-    let totals_kept = &totals_kept;
+    // Says when the first section that reads statement_totals has run.
+    let (totals_ready, ready) = tokio::sync::watch::channel(false);
+    let totals_ready = &totals_ready;
     let compute = |(n, def): (usize, SectionDef)| {
         let ctx = ctx.clone();
         let running = &running;
-        let mut totals_made = totals_made.clone();
+        let mut ready = ready.clone();
         async move {
             if reads_totals(&def) && Some(n) != first_totals {
-                // An error there is the first one's, reported in its place.
-                let _ = totals_made.wait_for(|made| *made).await;
+                // Fails only when the sender is gone, which outlives every
+                // section; when the first one fails, this one is dropped.
+                let _ = ready.wait_for(|done| *done).await;
             }
             {
                 let mut r = running.lock().expect("running lock");
@@ -249,7 +251,7 @@ pub async fn build(
                 .map_err(|e| anyhow::anyhow!("the {what} stopped: {e}"))?
                 .map_err(fail)?;
             if Some(n) == first_totals {
-                totals_kept.send_replace(true);
+                totals_ready.send_replace(true);
             }
             if timings {
                 let cpu = match (cpu_before, process_cpu_seconds()) {

@@ -535,8 +535,13 @@ fn order_of(queries: &[RecordBatch]) -> u64 {
     h.finish()
 }
 
-fn has_rows(batches: &[RecordBatch]) -> bool {
-    batches.iter().any(|b| b.num_rows() > 0)
+/// The sums of a table's rows, `None` when it has none (not recorded).
+fn sums_of<T>(
+    batches: &[RecordBatch],
+    sum: impl FnOnce(&[RecordBatch]) -> Result<T>,
+) -> Result<Option<Arc<T>>> {
+    let any = batches.iter().any(|b| b.num_rows() > 0);
+    any.then(|| sum(batches).map(Arc::new)).transpose()
 }
 
 impl Job {
@@ -621,17 +626,11 @@ impl Job {
                 }
                 Kind::Net => {
                     let batches = net.as_ref().ok_or_else(|| lost(kind))?;
-                    let sums = has_rows(batches)
-                        .then(|| Totals::net(batches, &threads, rows).map(Arc::new))
-                        .transpose()?;
-                    mine.net = Some(sums);
+                    mine.net = Some(sums_of(batches, |b| Totals::net(b, &threads, rows))?);
                 }
                 Kind::Sched => {
                     let batches = sched.as_ref().ok_or_else(|| lost(kind))?;
-                    let sums = has_rows(batches)
-                        .then(|| Totals::sched(batches, &threads, rows).map(Arc::new))
-                        .transpose()?;
-                    mine.sched = Some(sums);
+                    mine.sched = Some(sums_of(batches, |b| Totals::sched(b, &threads, rows))?);
                 }
                 Kind::Plan => {
                     let batches = plans.as_ref().ok_or_else(|| lost(kind))?;
@@ -641,7 +640,7 @@ impl Job {
             made.push(kind);
         }
         let mut shared = self.cache.lock().expect("cache lock");
-        if shared.reusable && shared.home == mine.home {
+        if shared.reusable {
             shared.keep(&mine, &made);
         }
         Ok(Totals {
