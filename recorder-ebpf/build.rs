@@ -8,19 +8,22 @@ use std::process::Command;
 
 /// The translation unit and every file it includes.
 const OBJECT_SOURCE: &str = "bpf/dbflight.bpf.c";
+/// The folders mirror the recorder's (`recorder/src/`): a folder per
+/// database, `os/` for what the kernel tells of any server, `probes/` for the
+/// shared probe machinery.
 const INCLUDED: &[&str] = &[
     "bpf/common.bpf.h",
-    "bpf/usdt_args.bpf.h",
-    "bpf/wire.bpf.h",
-    "bpf/wire_state.bpf.h",
-    "bpf/process.bpf.h",
-    "bpf/statements.bpf.h",
-    "bpf/mysql.bpf.h",
-    "bpf/plans.bpf.h",
-    "bpf/locks.bpf.h",
-    "bpf/lwlocks.bpf.h",
-    "bpf/net.bpf.h",
-    "bpf/sched.bpf.h",
+    "bpf/probes/usdt_args.bpf.h",
+    "bpf/postgres/statements.bpf.h",
+    "bpf/postgres/wire.bpf.h",
+    "bpf/postgres/wire_state.bpf.h",
+    "bpf/postgres/plans.bpf.h",
+    "bpf/postgres/locks.bpf.h",
+    "bpf/postgres/lwlocks.bpf.h",
+    "bpf/mysql/commands.bpf.h",
+    "bpf/os/process.bpf.h",
+    "bpf/os/net.bpf.h",
+    "bpf/os/sched.bpf.h",
     "bpf/include/events.h",
     "bpf/include/vmlinux.h",
 ];
@@ -64,6 +67,7 @@ fn main() {
     let mut cmd = Command::new(&clang);
     cmd.args(["-g", "-O2", "-Wall", "-Werror", "-target", bpf_target])
         .arg(format!("-D__TARGET_ARCH_{target_arch}"))
+        .arg("-Ibpf")
         .arg("-Ibpf/include")
         .arg(format!("-I{}", libbpf_include.display()))
         .arg(format!("-I{multiarch}"))

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate recorder/src/pg_layout/generated.rs: per-PostgreSQL-major struct
+"""Generate recorder/src/postgres/layout/generated.rs: per-PostgreSQL-major struct
 offsets, NodeTag numbers and LockTagType values, computed by compiling small
 programs against each major's real definitions (x86_64 Linux only).
 
@@ -46,7 +46,7 @@ import tempfile
 import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_OUT = os.path.join(REPO, "recorder", "src", "pg_layout", "generated.rs")
+DEFAULT_OUT = os.path.join(REPO, "recorder", "src", "postgres", "layout", "generated.rs")
 DEFAULT_CACHE = os.path.join(tempfile.gettempdir(), "dbflight-pg-layout-cache")
 
 MAJORS = [12, 13, 14, 15, 16, 17]
@@ -691,7 +691,7 @@ def render(layouts, checks):
     out.append("// type names: LockTagTypeNames[] in src/backend/utils/adt/lockfuncs.c.")
     out.append("")
     out.append("use super::{ListLayout, LockTagOffsets, PgLayout, PlanOffsets};")
-    # By C name, for layouts read from a binary's DWARF (pg_layout::dwarf).
+    # By C name, for layouts read from a binary's DWARF (postgres::layout::dwarf).
     out.append("")
     out.append("/// Plan node type (NodeTag `T_` + this) -> EXPLAIN (FORMAT JSON) name.")
     out.append("pub static EXPLAIN_NAMES: &[(&str, &str)] = &[")

@@ -73,4 +73,13 @@ static __always_inline void emit(void *ev, __u64 size, __u32 drop_kind)
 		count_drop(drop_kind);
 }
 
+/* Scratch space for one text event (struct query_start_event: PostgreSQL
+ * statements, MySQL commands): too large for the 512-byte stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct query_start_event);
+} query_scratch SEC(".maps");
+
 #endif

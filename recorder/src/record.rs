@@ -11,18 +11,18 @@ use dbflight_format::Manifest;
 use dbflight_format::manifest::{Clock as ManifestClock, Options, Target};
 use dbflight_format::writer::TraceWriter;
 
-use crate::bpf::Recorder;
 use crate::cli::Args;
-use crate::elf::ElfInfo;
-use crate::pipeline::{self, UserDrops, monotonic_ns};
-use crate::probe_plan::ProbePlan;
-use crate::processes::Processes;
-use crate::sink::{Sink, SinkConfig, Stats};
-use crate::tables::Clock;
-use crate::{
-    lock_probes, lwlock_probes, mysql_probes, plan_probes, procfs, signals, statement_probes,
-    target,
-};
+use crate::mysql::target::Family;
+use crate::os::processes::Processes;
+use crate::os::procfs;
+use crate::pipeline::drain::{self as pipeline, UserDrops, monotonic_ns};
+use crate::pipeline::sink::{Sink, SinkConfig, Stats};
+use crate::postgres::{locks, lwlocks, plans, statements, target};
+use crate::probes::ProbePlan;
+use crate::probes::bpf::Recorder;
+use crate::probes::elf::ElfInfo;
+use crate::rows::Clock;
+use crate::{mysql, signals};
 
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
@@ -201,9 +201,9 @@ struct Plan {
     target: Target,
     binary: std::path::PathBuf,
     uprobes: Vec<(&'static str, &'static str, ProbePlan)>,
-    layout: Option<&'static crate::pg_layout::PgLayout>,
+    layout: Option<&'static crate::postgres::layout::PgLayout>,
     /// Where a MariaDB THD keeps user, database and connection id.
-    mysql_thd: Option<crate::mysql_sessions::MysqlThdLayout>,
+    mysql_thd: Option<crate::mysql::sessions::MysqlThdLayout>,
     root: u32,
     mysql: bool,
     /// `PostgreSQL 15.18`, `MariaDB 10.11.19`, for messages.
@@ -221,7 +221,7 @@ fn plan_postgres(args: &Args, pg_spec: &str, kinds: EventKinds) -> Result<Plan> 
     let forced = |k| args.forced_strategy(k);
     let layout = if kinds.plans || kinds.locks {
         Some(
-            plan_probes::layout_for(
+            plans::probes::layout_for(
                 &binary,
                 &args.debug_dirs,
                 pg_major,
@@ -258,10 +258,10 @@ fn plan_postgres(args: &Args, pg_spec: &str, kinds: EventKinds) -> Result<Plan> 
     .filter(|(on, ..)| *on)
     .map(|(_, kind, program)| {
         let p = match kind {
-            "queries" => statement_probes::plan(&elf, load_base, pg_major, forced(kind))?,
-            "plans" => with_layout(plan_probes::plan(&elf, forced(kind))?, &layout_how),
-            "locks" => with_layout(lock_probes::plan(&elf, forced(kind))?, &layout_how),
-            _ => lwlock_probes::plan(&elf, forced(kind))?,
+            "queries" => statements::probes::plan(&elf, load_base, pg_major, forced(kind))?,
+            "plans" => with_layout(plans::probes::plan(&elf, forced(kind))?, &layout_how),
+            "locks" => with_layout(locks::probes::plan(&elf, forced(kind))?, &layout_how),
+            _ => lwlocks::probes::plan(&elf, forced(kind))?,
         };
         Ok((kind, program, p))
     })
@@ -295,12 +295,12 @@ fn with_layout(mut p: ProbePlan, layout_how: &str) -> ProbePlan {
 }
 
 fn plan_mysql(args: &Args, spec: &str, kinds: EventKinds) -> Result<Plan> {
-    let target = mysql_probes::find_mysql(spec)?;
+    let target = mysql::target::find_mysql(spec)?;
     prepare_output(&args.output)?;
     let binary = args.binary.clone().unwrap_or_else(|| target.binary.clone());
     let elf = ElfInfo::from_path(&binary)
         .with_context(|| format!("cannot read the server binary {}", binary.display()))?;
-    let (family, version) = mysql_probes::server_version(&binary).with_context(|| {
+    let (family, version) = mysql::target::server_version(&binary).with_context(|| {
         format!(
             "cannot tell the version of {} (neither a MariaDB version string in the binary nor `--version` output): dbflight needs it to know dispatch_command's arguments",
             binary.display()
@@ -309,16 +309,16 @@ fn plan_mysql(args: &Args, spec: &str, kinds: EventKinds) -> Result<Plan> {
     let mut uprobes = Vec::new();
     let mut mysql_thd = None;
     if kinds.queries {
-        let mut p = mysql_probes::plan(&elf, family, &version, args.forced_strategy("queries"))?;
-        let (thd, how) = crate::mysql_sessions::thd_layout(&elf, &binary, family, &version);
+        let mut p = mysql::probes::plan(&elf, family, &version, args.forced_strategy("queries"))?;
+        let (thd, how) = crate::mysql::sessions::thd_layout(&elf, &binary, family, &version);
         p.detail.push_str("; ");
         p.detail.push_str(&how);
         mysql_thd = thd;
         uprobes.push(("queries", "dbf_mysql", p));
     }
     let label = match family {
-        mysql_probes::Family::MariaDb => format!("MariaDB {version}"),
-        mysql_probes::Family::Mysql => format!("MySQL {version}"),
+        Family::MariaDb => format!("MariaDB {version}"),
+        Family::Mysql => format!("MySQL {version}"),
     };
     Ok(Plan {
         target: Target {
@@ -399,10 +399,10 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
     rec.trace_pids(&pids)?;
     manifest.probes.insert("processes".into(), follow);
     if let Some(layout) = layout {
-        rec.set_plan_layout(plan_probes::bpf_layout(layout))?;
+        plans::probes::set_bpf_layout(&mut rec, layout)?;
     }
     if let Some(thd) = mysql_thd {
-        rec.set_mysql_thd_layout(thd)?;
+        mysql::sessions::set_bpf_layout(&mut rec, thd)?;
     }
     // Statement probes for encrypted connections, attached to the whole
     // server when the wire strategy meets the first one: (program, plan,
@@ -565,7 +565,7 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
         // Statements that ended while their session then sat idle: their
         // ReadyForQuery still waits in the map.
         idle_ends.sent.clear(); // all of them: one sent twice ends nothing
-        idle_ends.send(rec.waiting_readies()?, 0, &late_tx, true);
+        idle_ends.send(statements::waiting_readies(&rec)?, 0, &late_tx, true);
     }
     drop(late_tx);
     let manifest = writer
@@ -615,7 +615,7 @@ impl IdleEnds {
             return;
         }
         self.last = Some(Instant::now());
-        match rec.waiting_readies() {
+        match statements::waiting_readies(rec) {
             Ok(ends) => self.send(ends, Self::AFTER.as_nanos() as u64, tx, false),
             Err(e) => log::debug!("cannot read the waiting statement ends: {e:#}"),
         }
@@ -638,7 +638,7 @@ impl IdleEnds {
                 continue;
             }
             sending.push((tid, ts));
-            let record = crate::events::wire_ready_record(tid, tid, ts, status);
+            let record = statements::wire_ready_record(tid, tid, ts, status);
             chunk.extend_from_slice(&(record.len() as u32).to_ne_bytes());
             chunk.extend_from_slice(&record);
         }
@@ -687,7 +687,7 @@ fn attach_for_encrypted(
     plan: &ProbePlan,
     first: u32,
     pid: u32,
-) -> Vec<crate::uprobe::UprobeLink> {
+) -> Vec<crate::probes::uprobe::UprobeLink> {
     let attached = rec
         .set_statement_gate(true)
         .and_then(|()| rec.link_uprobes(binary, program, plan, first, None));

@@ -723,7 +723,7 @@ fn clear_errors_for_bad_targets() {
 }
 
 fn common_child(postmaster: u32) -> u32 {
-    dbflight_recorder::procfs::children(postmaster)
+    dbflight_recorder::os::procfs::children(postmaster)
         .into_iter()
         .next()
         .expect("the postmaster has children")

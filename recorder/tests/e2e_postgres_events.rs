@@ -156,7 +156,7 @@ fn plan_nodes_with_the_layout_from_a_debug_file() {
         "no {}: apt-get install postgresql-server-dev-all (.ci/run does)",
         headers.display()
     );
-    let elf = dbflight_recorder::elf::ElfInfo::from_path(&bindir.join("postgres")).unwrap();
+    let elf = dbflight_recorder::probes::elf::ElfInfo::from_path(&bindir.join("postgres")).unwrap();
     let id = elf.build_id().expect("the server binary has a build id");
     let debug_root = tempfile::tempdir().unwrap();
     let dir = debug_root.path().join(".build-id").join(&id[..2]);

@@ -1,6 +1,8 @@
 /* Events sent from BPF to userspace through the ring buffer.
- * recorder/src/events.rs mirrors every struct here as #[repr(C)] with size
- * and offset assertions: change both together. */
+ * The recorder mirrors every struct here as #[repr(C)] with size and offset
+ * assertions, in the folder of the kind that reads it (the header in
+ * recorder/src/ring.rs, struct lock_event in recorder/src/postgres/locks/,
+ * struct net_event in recorder/src/os/net.rs, ...): change both together. */
 #ifndef DBFLIGHT_EVENTS_H
 #define DBFLIGHT_EVENTS_H
 
@@ -204,7 +206,7 @@ struct title_event {
 };
 
 /* Bytes of a Plan node copied raw: userspace decodes the fields with the
- * server major's layout (recorder/src/pg_layout). */
+ * server major's layout (recorder/src/postgres/layout). */
 #define PLAN_HEAD_CAP 96
 #define PLAN_CHILDREN_CAP 16
 #define LOCKTAG_CAP 16
@@ -258,7 +260,7 @@ struct sched_event {
 };
 
 /* Where a MariaDB THD keeps its session, for the server's build (set by
- * userspace before attach: recorder/src/mysql_sessions.rs derives it from
+ * userspace before attach: recorder/src/mysql/sessions.rs derives it from
  * the binary's accessor functions). `valid` 0: unknown, nothing is read. */
 struct mysql_thd_layout {
 	__u32 valid;

@@ -1,0 +1,10 @@
+//! What the kernel tells of any traced server, whatever the database:
+//! its processes ([`processes`]: forks, exits, titles), socket bytes
+//! ([`net`]), off-CPU time ([`sched`]), `/proc` ([`procfs`]), and finding
+//! the server process to trace ([`servers`]).
+
+pub mod net;
+pub mod processes;
+pub mod procfs;
+pub mod sched;
+pub mod servers;
