@@ -15,11 +15,13 @@ run() { # label, pgbench args, recorder args
 echo "| workload | pairs x seconds | median TPS without | median TPS with | median pair ratio | bytes/statement (queries files) | events/statement | bytes/statement (all files) |"
 echo "|---|---|---|---|---|---|---|---|"
 run "default set, -S" "-S" "--events queries,plans,locks,net,sched"
-for kind in queries plans locks lwlocks net sched; do
+run "default set with locks=exact, -S" "-S" "--events queries,plans,locks=exact,net,sched"
+for kind in queries plans locks locks=exact lwlocks net sched; do
   events=$kind
   # Plan nodes are linked to their statements: they need queries.
   [ "$kind" = plans ] && events=queries,plans
   run "$events alone, -S" "-S" "--events $events"
 done
 run "default set, TPC-B" "-n" "--events queries,plans,locks,net,sched"
+run "default set with locks=exact, TPC-B" "-n" "--events queries,plans,locks=exact,net,sched"
 run "queries alone, TPC-B" "-n" "--events queries"

@@ -19,6 +19,7 @@ const INCLUDED: &[&str] = &[
     "bpf/postgres/wire_state.bpf.h",
     "bpf/postgres/plans.bpf.h",
     "bpf/postgres/locks.bpf.h",
+    "bpf/postgres/lock_waits.bpf.h",
     "bpf/postgres/lwlocks.bpf.h",
     "bpf/mysql/commands.bpf.h",
     "bpf/os/process.bpf.h",

@@ -179,6 +179,34 @@ LOCKTAG_FIELDS = [
     ("lockmethod", "locktag_lockmethodid", 1),
 ]
 
+# Where the wait hooks (ProcSleep, JoinWaitQueue) find a waiter's lock, the
+# sessions holding it and those queued for it, and where the wait-event
+# sampler finds each backend's wait_event_info: (WaitOffsets key, struct,
+# member path, size the readers need or None).
+WAIT_FIELDS = [
+    ("locallock_mode", "LOCALLOCK", "tag.mode", 4),
+    ("locallock_lock", "LOCALLOCK", "lock", 8),
+    ("lock_proc_locks", "LOCK", "procLocks", 16),
+    ("lock_wait_procs", "LOCK", "waitProcs", None),
+    ("proclock_my_proc", "PROCLOCK", "tag.myProc", 8),
+    ("proclock_group_leader", "PROCLOCK", "groupLeader", 8),
+    ("proclock_hold_mask", "PROCLOCK", "holdMask", 4),
+    ("proclock_lock_link", "PROCLOCK", "lockLink", 16),
+    ("proc_links", "PGPROC", "links", 16),
+    ("proc_pid", "PGPROC", "pid", 4),
+    ("proc_wait_lock_mode", "PGPROC", "waitLockMode", 4),
+    ("proc_lock_group_leader", "PGPROC", "lockGroupLeader", 8),
+    ("proc_wait_event_info", "PGPROC", "wait_event_info", 4),
+]
+
+
+def list_node(major):
+    """The circular list link of LOCK.procLocks, LOCK.waitProcs,
+    PROCLOCK.lockLink and PGPROC.links: SHM_QUEUE up to 15, dlist_node
+    (lib/ilist.h) from 16."""
+    return "SHM_QUEUE" if major <= 15 else "dlist_node"
+
+
 # --------------------------------------------------------------------------
 # Sources
 
@@ -438,6 +466,7 @@ def c_program(major, plan_types, locktags):
          '#include "nodes/plannodes.h"',
          '#include "storage/lock.h"',
          '#include "storage/lockdefs.h"',
+         '#include "storage/proc.h"',
          "#include <stddef.h>",
          "#include <stdio.h>",
          "#undef printf",
@@ -472,6 +501,11 @@ def c_program(major, plan_types, locktags):
     for m in LOCK_MODES:
         p.append(f'  P("lockmode.{m}", {m});')
     p.append('  P("MaxLockMode", MaxLockMode);')
+    for key, t, f, _ in WAIT_FIELDS:
+        p.append(f'  P("wait.{key}", offsetof({t}, {f}));')
+        p.append(f'  P("waitsize.{key}", FSIZE({t}, {f}));')
+    p.append(f'  P("wait.link_next", offsetof({list_node(major)}, next));')
+    p.append('  P("wait.proc_size", sizeof(PGPROC));')
     p.append("  return 0;")
     p.append("}")
     return "\n".join(p) + "\n"
@@ -543,6 +577,12 @@ def rust_program(major, text, plan_types, locktags):
     for m in LOCK_MODES:
         p.append(f'    p!("lockmode.{m}", b::{m});')
     p.append('    p!("MaxLockMode", b::MaxLockMode);')
+    for key, t, f, _ in WAIT_FIELDS:
+        p.append(f'    p!("wait.{key}", core::mem::offset_of!(b::{t}, {f}));')
+        p.append(f'    p!("waitsize.{key}", {{ let v: b::{t} = unsafe {{ core::mem::zeroed() }}; '
+                 f'core::mem::size_of_val(&v.{f}) }});')
+    p.append(f'    p!("wait.link_next", core::mem::offset_of!(b::{list_node(major)}, next));')
+    p.append('    p!("wait.proc_size", core::mem::size_of::<b::PGPROC>());')
     p.append("}")
     return "\n".join(p) + "\n"
 
@@ -636,6 +676,9 @@ def layout_from(major, src, version, plan_types, locktags, vals):
         die(f"{where}: LockTagType values are not 0..{len(locktags) - 1}: {by_value}")
     if "LOCKTAG_LAST_TYPE" in vals and vals["LOCKTAG_LAST_TYPE"] != len(locktags) - 1:
         die(f"{where}: LOCKTAG_LAST_TYPE = {vals['LOCKTAG_LAST_TYPE']}")
+    for key, t, f, size in WAIT_FIELDS:
+        if size is not None and vals[f"waitsize.{key}"] != size:
+            die(f"{where}: {t}.{f} has size {vals[f'waitsize.{key}']}, expected {size}")
     tags = dict((t, tag) for tag, t in nodes)
     if major >= 13:
         lst = ("Array", [("length", vals["list.length"]), ("elements", vals["list.elements"])])
@@ -656,6 +699,8 @@ def layout_from(major, src, version, plan_types, locktags, vals):
         "lock_tag_types": [by_value[i] for i in range(len(by_value))],
         "locktag": [(key, vals[f"locktag.{key}"]) for key, _, _ in LOCKTAG_FIELDS]
         + [("size", vals["locktag.size"])],
+        "waits": [(key, vals[f"wait.{key}"]) for key, _, _, _ in WAIT_FIELDS]
+        + [("link_next", vals["wait.link_next"]), ("proc_size", vals["wait.proc_size"])],
     }
 
 
@@ -690,7 +735,7 @@ def render(layouts, checks):
     out.append("// EXPLAIN names: ExplainNode() in src/backend/commands/explain.c; lock tag")
     out.append("// type names: LockTagTypeNames[] in src/backend/utils/adt/lockfuncs.c.")
     out.append("")
-    out.append("use super::{ListLayout, LockTagOffsets, PgLayout, PlanOffsets};")
+    out.append("use super::{ListLayout, LockTagOffsets, PgLayout, PlanOffsets, WaitOffsets};")
     # By C name, for layouts read from a binary's DWARF (postgres::layout::dwarf).
     out.append("")
     out.append("/// Plan node type (NodeTag `T_` + this) -> EXPLAIN (FORMAT JSON) name.")
@@ -750,6 +795,10 @@ def render(layouts, checks):
         for f, v in lay["locktag"]:
             out.append(f"        {f}: {v},")
         out.append("    },")
+        out.append("    waits: Some(WaitOffsets {")
+        for f, v in lay["waits"]:
+            out.append(f"        {f}: {v},")
+        out.append("    }),")
         out.append("};")
     return "\n".join(out) + "\n"
 

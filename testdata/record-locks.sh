@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Records testdata/locks-pg15: a real trace, made by dbflight-record with its
-# default event kinds (queries, plans, locks, net, sched) on a throwaway
-# PostgreSQL cluster, of scenarios whose answers are known in advance. The
-# analyzer's tests assert them, so change them together:
+# Records testdata/locks-pg15 (MODE exact: every lock acquisition and
+# release, --events queries,plans,locks=exact,net,sched) or
+# testdata/lock-waits-pg15 (MODE waits: the default event kinds, lock waits
+# with the sessions blocking them): a real trace, made by dbflight-record on
+# a throwaway PostgreSQL cluster, of scenarios whose answers are known in
+# advance. The analyzer's tests assert them, so change them together:
 #   1. lock wait: session A takes `LOCK TABLE accounts IN ACCESS EXCLUSIVE
 #      MODE` and holds it ~1 s (pg_sleep(1)); session B, started 0.3 s later,
 #      reads accounts and waits ~0.7 s for it.
@@ -13,11 +15,17 @@
 #   4. a ~1 MB result over TCP: 1000 rows of repeat('x', 1000).
 #   5. SELECT pg_sleep(0.5): half a second off CPU.
 #
-#   sudo testdata/record-locks.sh   (after cargo build --release -p dbflight-recorder)
+#   sudo testdata/record-locks.sh [exact|waits]   (after cargo build --release -p dbflight-recorder;
+#                                                  DBFLIGHT_RECORD=path picks another build)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-rec="$here/target/release/dbflight-record"
-out="$here/testdata/locks-pg15"
+rec=${DBFLIGHT_RECORD:-$here/target/release/dbflight-record}
+mode=${1:-exact}
+case "$mode" in
+  exact) out="$here/testdata/locks-pg15"; events=(--events queries,plans,locks=exact,net,sched) ;;
+  waits) out="$here/testdata/lock-waits-pg15"; events=() ;;
+  *) echo "usage: $0 [exact|waits]" >&2; exit 2 ;;
+esac
 source "$here/scripts/pg-throwaway.sh"
 pg_start "listen_addresses = '127.0.0.1'" "enable_mergejoin = off" "max_parallel_workers_per_gather = 0"
 pg_psql -q -c "CREATE TABLE accounts (id int PRIMARY KEY, balance int);
@@ -26,7 +34,7 @@ pg_psql -q -c "CREATE TABLE accounts (id int PRIMARY KEY, balance int);
   INSERT INTO orders SELECT g, g % 1000 + 1, g % 50 FROM generate_series(1, 5000) g;
   ANALYZE accounts; ANALYZE orders;"
 rm -rf "$out"
-rec_start "$rec" "$out" --segment 2s
+rec_start "$rec" "$out" --segment 2s "${events[@]}"
 
 pg_psql -c "BEGIN; LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(1); COMMIT" >/dev/null &
 holder=$!

@@ -78,6 +78,7 @@ fn derived(
     if name == lock_waits::NAME {
         return Arc::new(LockWaits::new(
             providers[&Table::Locks].clone(),
+            providers[&Table::LockBlockers].clone(),
             providers[&Table::RecorderStats].clone(),
         ));
     }
@@ -260,8 +261,9 @@ mod tests {
                 "SELECT count(*) FROM information_schema.tables \
                  WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
             ),
-            8
+            Table::ALL.len() as i64
         );
+        assert_eq!(count(&ctx, "SELECT count(*) FROM lock_blockers"), 0);
         // The derived statement_totals, empty with queries.
         assert_eq!(count(&ctx, "SELECT count(*) FROM statement_totals"), 0);
     }

@@ -109,6 +109,7 @@ fn write_trace(dir: &Path, complete: bool) {
             strategy: "usdt".into(),
             detail: "postgresql:query__start x1, query__done x1".into(),
             refused: vec!["fentry: EPERM on program load".into()],
+            mode: None,
         },
     );
     let mut w = TraceWriter::create(dir, m, 1).unwrap();

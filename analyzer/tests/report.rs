@@ -528,6 +528,7 @@ fn sections_side_by_side_give_the_report_of_one_at_a_time() {
         story,
         root.join("pgbench-pg15"),
         root.join("locks-pg15"),
+        root.join("lock-waits-pg15"),
         root.join("mariadb-10.11"),
     ] {
         for format in ["text", "markdown", "html"] {

@@ -195,7 +195,12 @@ fn same_as_the_plain_sql_on_the_story() {
 fn same_as_the_plain_sql_on_the_recorded_traces() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata");
     let mut with = [0i64; 3];
-    for trace in ["pgbench-pg15", "locks-pg15", "mariadb-10.11"] {
+    for trace in [
+        "pgbench-pg15",
+        "locks-pg15",
+        "lock-waits-pg15",
+        "mariadb-10.11",
+    ] {
         let v = check_same_as_plain_sql(&root.join(trace));
         with[0] += v[5];
         with[1] += v[7];

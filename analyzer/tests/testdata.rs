@@ -583,24 +583,35 @@ fn timeline_of_the_sample() {
     );
 }
 
-/// The real lock sample, recorded by `testdata/record-locks.sh` with the
-/// default event kinds; the scenarios and their answers are fixed there.
+/// The real lock sample, recorded by `testdata/record-locks.sh` with
+/// `locks=exact`; the scenarios and their answers are fixed there.
 const LOCKS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/locks-pg15");
+/// The same scenarios recorded with the default `locks=waits`: no
+/// acquisitions, the waits' blockers in `lock_blockers`.
+const LOCK_WAITS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/lock-waits-pg15");
 
 fn query_json(trace: &str, name: &str) -> Vec<serde_json::Value> {
     let file = format!("{QUERIES}/{name}.sql");
     serde_json::from_str(&dbflight(&["sql", trace, "-f", &file, "--format", "json"])).unwrap()
 }
 
+/// The lock report's answers are the same whether the trace has every
+/// acquisition or only the waits with their blockers.
 #[test]
 fn locks_sample_lock_wait_and_deadlock() {
-    let waits = query_json(LOCKS, "lock_waits");
+    for trace in [LOCKS, LOCK_WAITS] {
+        lock_wait_and_deadlock(trace);
+    }
+}
+
+fn lock_wait_and_deadlock(trace: &str) {
+    let waits = query_json(trace, "lock_waits");
     // 1. B's SELECT waited ~0.7 s for A's ACCESS EXCLUSIVE lock on accounts.
     let rel: Vec<&serde_json::Value> = waits
         .iter()
         .filter(|w| w["object"].as_str().unwrap().starts_with("relation "))
         .collect();
-    assert_eq!(rel.len(), 1, "{waits:#?}");
+    assert_eq!(rel.len(), 1, "{trace}: {waits:#?}");
     let w = rel[0];
     assert_eq!(w["wanted_mode"], "AccessShareLock");
     assert_eq!(w["held_mode"], "AccessExclusiveLock");
@@ -613,7 +624,7 @@ fn locks_sample_lock_wait_and_deadlock() {
         "{w}"
     );
     let ms = w["wait_ms"].as_f64().unwrap();
-    assert!((600.0..=800.0).contains(&ms), "~0.7 s: {ms}");
+    assert!((600.0..=800.0).contains(&ms), "{trace}: ~0.7 s: {ms}");
     assert_ne!(w["waiter_pid"], w["holder_pid"]);
 
     // 2. C and D waited for each other's transaction; one was the victim.
@@ -632,7 +643,7 @@ fn locks_sample_lock_wait_and_deadlock() {
         outcomes.contains(&"deadlock victim") && outcomes.contains(&"granted"),
         "{outcomes:?}"
     );
-    let deadlocks = query_json(LOCKS, "deadlocks");
+    let deadlocks = query_json(trace, "deadlocks");
     assert_eq!(deadlocks.len(), 1);
     let victim = xact
         .iter()
@@ -641,14 +652,14 @@ fn locks_sample_lock_wait_and_deadlock() {
     assert_eq!(deadlocks[0]["pid"], victim["waiter_pid"]);
     assert_eq!(deadlocks[0]["waiting_for"], victim["object"]);
 
-    let text = dbflight(&["locks", LOCKS]);
+    let text = dbflight(&["locks", trace]);
     assert!(
         text.starts_with("3 lock waits by 4 sessions on 3 objects"),
         "{text}"
     );
     assert_eq!(text.matches("  cycle: ").count(), 1, "{text}");
     assert_eq!(text.matches("[deadlock]").count(), 2, "{text}");
-    let dot = dbflight(&["locks", LOCKS, "--dot"]);
+    let dot = dbflight(&["locks", trace, "--dot"]);
     assert_eq!(dot.matches("deadlock: pid ").count(), 1, "{dot}");
 }
 

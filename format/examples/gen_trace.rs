@@ -1234,6 +1234,7 @@ fn main() {
         strategy: s.into(),
         detail: d.into(),
         refused: Vec::new(),
+        mode: None,
     };
     manifest.probes.insert(
         "queries".into(),

@@ -40,6 +40,15 @@ pub enum FormatError {
         found: u32,
         supported: u32,
     },
+    #[error(
+        "{} has schema version {found}; this dbflight reads schema versions 1 to {supported}: use a dbflight release at least as new as the recorder",
+        path.display()
+    )]
+    UnsupportedSchema {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
     #[error("{} is not a dbflight trace: it has no manifest.json (pass the directory written by dbflight-record -o)", path.display())]
     NotATrace { path: PathBuf },
     #[error("unknown table {0:?}")]

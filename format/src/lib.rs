@@ -1,4 +1,4 @@
-//! The dbflight trace format (format version 1, schema version 1).
+//! The dbflight trace format (format version 1, schema version 2).
 //!
 //! A trace is a directory holding `manifest.json` and one sub-directory per
 //! table with one Parquet file per segment. This crate is the single place
@@ -20,7 +20,8 @@ pub use schema::Table;
 
 /// Version of the on-disk layout (directory structure, manifest, file naming).
 pub const FORMAT_VERSION: u32 = 1;
-/// Version of the table schemas.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the table schemas: 2 adds `lock_blockers`. Readers read every
+/// version up to this one (a table a version lacks reads as empty).
+pub const SCHEMA_VERSION: u32 = 2;
 /// Name of the manifest file at the root of a trace.
 pub const MANIFEST_FILE: &str = "manifest.json";

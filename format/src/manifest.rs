@@ -71,6 +71,10 @@ pub struct ProbeInfo {
     /// Strategies tried before it, with why each was refused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refused: Vec<String>,
+    /// What of the kind was recorded, for kinds with modes (`locks`: `waits`
+    /// or `exact`); absent for the others and in older traces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -116,7 +120,8 @@ impl Manifest {
         }
     }
 
-    /// Reads `TRACE/manifest.json` and checks its format version.
+    /// Reads `TRACE/manifest.json` and checks its format version and that
+    /// its schema version is one this build reads (1 up to [`SCHEMA_VERSION`]).
     pub fn read(trace_dir: &Path) -> Result<Self> {
         let path = trace_dir.join(MANIFEST_FILE);
         let bytes = match std::fs::read(&path) {
@@ -132,6 +137,8 @@ impl Manifest {
         #[derive(Deserialize)]
         struct Version {
             format_version: u32,
+            #[serde(default)]
+            schema_version: u32,
         }
         let v: Version =
             serde_json::from_slice(&bytes).map_err(|source| FormatError::Manifest {
@@ -143,6 +150,13 @@ impl Manifest {
                 path,
                 found: v.format_version,
                 supported: FORMAT_VERSION,
+            });
+        }
+        if v.schema_version > SCHEMA_VERSION {
+            return Err(FormatError::UnsupportedSchema {
+                path,
+                found: v.schema_version,
+                supported: SCHEMA_VERSION,
             });
         }
         serde_json::from_slice(&bytes).map_err(|source| FormatError::Manifest { path, source })
@@ -182,6 +196,18 @@ mod tests {
         m.write(dir.path()).unwrap();
         assert_eq!(Manifest::read(dir.path()).unwrap(), m);
 
+        m.format_version = 1;
+        m.schema_version = 1;
+        m.write(dir.path()).unwrap();
+        Manifest::read(dir.path()).expect("schema version 1 is still read");
+        m.schema_version = SCHEMA_VERSION + 1;
+        m.write(dir.path()).unwrap();
+        let err = Manifest::read(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("schema version {}", SCHEMA_VERSION + 1)),
+            "{err}"
+        );
+        m.schema_version = SCHEMA_VERSION;
         m.format_version = 99;
         m.write(dir.path()).unwrap();
         let err = Manifest::read(dir.path()).unwrap_err().to_string();

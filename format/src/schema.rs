@@ -1,4 +1,5 @@
-//! Arrow schemas of every table of schema version 1.
+//! Arrow schemas of every table of schema version 2 (version 1 lacks
+//! `lock_blockers`; its traces read as having none).
 //!
 //! This is the contract users query against (see DESIGN.md "Tables"): a column,
 //! once released, keeps its name, type and meaning. Every event table starts
@@ -16,6 +17,7 @@ pub enum Table {
     Queries,
     PlanNodes,
     Locks,
+    LockBlockers,
     Lwlocks,
     Net,
     Sched,
@@ -24,10 +26,11 @@ pub enum Table {
 }
 
 impl Table {
-    pub const ALL: [Table; 8] = [
+    pub const ALL: [Table; 9] = [
         Table::Queries,
         Table::PlanNodes,
         Table::Locks,
+        Table::LockBlockers,
         Table::Lwlocks,
         Table::Net,
         Table::Sched,
@@ -41,6 +44,7 @@ impl Table {
             Table::Queries => "queries",
             Table::PlanNodes => "plan_nodes",
             Table::Locks => "locks",
+            Table::LockBlockers => "lock_blockers",
             Table::Lwlocks => "lwlocks",
             Table::Net => "net",
             Table::Sched => "sched",
@@ -97,7 +101,9 @@ fn col(name: &str, data_type: DataType, nullable: bool) -> Field {
     Field::new(name, data_type, nullable)
 }
 
-/// Per-kind columns of `recorder_stats`: `<kind>_written`, `<kind>_dropped`, `<kind>_bytes`.
+/// Per-kind columns of `recorder_stats`: `<kind>_written`, `<kind>_dropped`,
+/// `<kind>_bytes`. (`lock_blockers` rows come with the `locks` wait_start
+/// they explain: their drops are counted there, their rows in the manifest.)
 pub const STATS_KINDS: [Table; 7] = [
     Table::Queries,
     Table::PlanNodes,
@@ -148,6 +154,18 @@ fn build_schema(table: Table) -> Schema {
             col("field4", UInt32, true),
             dict("result", true),
             col("wait_ns", Int64, true),
+        ],
+        // One row per session blocking a lock wait, at the wait's start:
+        // `ts`, `pid`, `tid` are the waiter's (its `locks` wait_start row
+        // has the same `ts` and `pid`).
+        // `blocker_query_seq`: the blocker's statement then (running, or
+        // its last one).
+        Table::LockBlockers => vec![
+            col("query_seq", UInt64, true),
+            col("blocker_pid", Int32, false),
+            col("blocker_query_seq", UInt64, true),
+            dict("blocker_mode", true),
+            dict("blocking", false),
         ],
         Table::Lwlocks => vec![
             dict("event", false),

@@ -253,7 +253,10 @@ impl TraceWriter {
             FileInfo { rows: 1, bytes },
         );
 
-        for kind in STATS_KINDS {
+        for kind in Table::ALL {
+            if kind == Table::RecorderStats {
+                continue;
+            }
             let c = self.manifest.count_mut(kind.name());
             c.written += seg.files.get(kind.name()).map_or(0, |f| f.rows);
             c.dropped += dropped.get(&kind).copied().unwrap_or(0);

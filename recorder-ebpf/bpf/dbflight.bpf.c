@@ -10,6 +10,7 @@
 #include "mysql/commands.bpf.h"
 #include "postgres/plans.bpf.h"
 #include "postgres/locks.bpf.h"
+#include "postgres/lock_waits.bpf.h"
 #include "postgres/lwlocks.bpf.h"
 #include "os/net.bpf.h"
 #include "os/sched.bpf.h"

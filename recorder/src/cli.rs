@@ -47,10 +47,15 @@ pub struct Args {
     pub mysql: Option<String>,
 
     /// Event kinds to record, comma separated: `queries` (statements),
-    /// `plans` (plan nodes), `locks` (heavyweight lock transitions), `lwlocks`
-    /// (LWLock transitions: the most frequent event a server has, so off by
+    /// `plans` (plan nodes), `locks` (heavyweight locks), `lwlocks` (LWLock
+    /// transitions: the most frequent event a server has, so off by
     /// default), `net` (socket bytes), `sched` (off-CPU time). Processes are
     /// always recorded.
+    ///
+    /// `locks` has two modes: `locks=waits` (the default) records each lock
+    /// wait with the sessions blocking it (table lock_blockers), with probes
+    /// that run only when a backend must wait; `locks=exact` records every
+    /// acquisition and release, a uprobe trap each (costly on a busy server).
     #[arg(
         long,
         value_delimiter = ',',

@@ -17,6 +17,7 @@ use crate::os::processes::Processes;
 use crate::os::procfs;
 use crate::pipeline::drain::{self as pipeline, UserDrops, monotonic_ns};
 use crate::pipeline::sink::{Sink, SinkConfig, Stats};
+use crate::postgres::locks::probes::LockMode;
 use crate::postgres::{locks, lwlocks, plans, statements, target};
 use crate::probes::ProbePlan;
 use crate::probes::bpf::Recorder;
@@ -60,6 +61,8 @@ pub struct EventKinds {
     pub queries: bool,
     pub plans: bool,
     pub locks: bool,
+    /// `locks=waits` (the default) or `locks=exact`.
+    pub locks_mode: LockMode,
     pub lwlocks: bool,
     pub net: bool,
     pub sched: bool,
@@ -80,14 +83,34 @@ impl EventKinds {
             .iter()
             .zip(on)
             .filter(|(_, on)| *on)
-            .map(|(k, _)| k.to_string())
+            .map(|(&k, _)| match k {
+                "locks" => format!("locks={}", self.locks_mode.name()),
+                _ => k.to_string(),
+            })
             .collect()
     }
 
     pub fn parse(events: &[String]) -> Result<Self> {
         let mut k = EventKinds::default();
         for e in events {
-            let slot = match e.trim() {
+            let (kind, mode) = match e.trim().split_once('=') {
+                Some((kind, mode)) => (kind, Some(mode)),
+                None => (e.trim(), None),
+            };
+            match (kind, mode) {
+                ("locks", Some(m)) => {
+                    k.locks_mode = LockMode::parse(m).with_context(|| {
+                        format!(
+                            "--events: unknown mode {m:?} for locks; choose locks=waits (each wait with the sessions blocking it; the default) or locks=exact (every acquisition and release; a trap each)"
+                        )
+                    })?;
+                }
+                (_, Some(m)) => bail!(
+                    "--events: {kind} has no modes (only locks=waits|exact does); write {kind}, not {kind}={m}"
+                ),
+                (_, None) => {}
+            }
+            let slot = match kind {
                 "queries" => &mut k.queries,
                 "plans" => &mut k.plans,
                 "locks" => &mut k.locks,
@@ -251,7 +274,14 @@ fn plan_postgres(args: &Args, pg_spec: &str, kinds: EventKinds) -> Result<Plan> 
     let uprobes: Vec<(&str, &str, ProbePlan)> = [
         (kinds.queries, "queries", "dbf_statement"),
         (kinds.plans, "plans", "dbf_plan_node"),
-        (kinds.locks, "locks", "dbf_lock"),
+        (
+            kinds.locks,
+            "locks",
+            match kinds.locks_mode {
+                LockMode::Exact => "dbf_lock",
+                LockMode::Waits => "dbf_lock_wait",
+            },
+        ),
         (kinds.lwlocks, "lwlocks", "dbf_lwlock"),
     ]
     .into_iter()
@@ -260,7 +290,19 @@ fn plan_postgres(args: &Args, pg_spec: &str, kinds: EventKinds) -> Result<Plan> 
         let p = match kind {
             "queries" => statements::probes::plan(&elf, load_base, pg_major, forced(kind))?,
             "plans" => with_layout(plans::probes::plan(&elf, forced(kind))?, &layout_how),
-            "locks" => with_layout(locks::probes::plan(&elf, forced(kind))?, &layout_how),
+            "locks" => {
+                let mut p = match kinds.locks_mode {
+                    LockMode::Exact => locks::probes::plan(&elf, forced(kind))?,
+                    LockMode::Waits => locks::probes::plan_waits(
+                        &elf,
+                        pg_major,
+                        layout.and_then(|l| l.waits.as_ref()),
+                        forced(kind),
+                    )?,
+                };
+                p.mode = Some(kinds.locks_mode.name());
+                with_layout(p, &layout_how)
+            }
             _ => lwlocks::probes::plan(&elf, forced(kind))?,
         };
         Ok((kind, program, p))
@@ -385,8 +427,10 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
         .any(|(kind, _, p)| *kind == "queries" && p.strategy == "wire");
     // Statements alone from the wire: their ends can wait for the next
     // message (one ring event per statement); other kinds need them in order.
+    // Lock waits happen inside statements, which are open when they come.
+    let exact_locks = kinds.locks && kinds.locks_mode == LockMode::Exact;
     let fold_ready =
-        wire && !(kinds.plans || kinds.locks || kinds.lwlocks || kinds.net || kinds.sched);
+        wire && !(kinds.plans || exact_locks || kinds.lwlocks || kinds.net || kinds.sched);
     let mut rec = Recorder::load(args.max_query_len, wire, fold_ready)?;
     // Seed the traced set with the postmaster before following forks, then
     // add its existing children: a fork in between is caught either way.
@@ -400,6 +444,10 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
     manifest.probes.insert("processes".into(), follow);
     if let Some(layout) = layout {
         plans::probes::set_bpf_layout(&mut rec, layout)?;
+        if let (true, LockMode::Waits, Some(waits)) = (kinds.locks, kinds.locks_mode, &layout.waits)
+        {
+            locks::probes::set_bpf_wait_layout(&mut rec, waits)?;
+        }
     }
     if let Some(thd) = mysql_thd {
         mysql::sessions::set_bpf_layout(&mut rec, thd)?;

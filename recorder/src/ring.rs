@@ -26,6 +26,8 @@ pub const EV_MYSQL_THD_NEW: u16 = 18;
 pub const EV_MYSQL_SESSION: u16 = 19;
 /// `EV_WIRE` (wire.bpf.h): `h.flags` is a `WIRE_*` (`enum wire_what`).
 pub const EV_WIRE: u16 = 28;
+/// A lock wait with the sessions holding the lock and those queued for it.
+pub const EV_LOCK_WAIT: u16 = 29;
 
 /// Indexes of the BPF `drops` counters.
 pub const DROP_QUERIES: u32 = 0;
@@ -79,7 +81,7 @@ impl TextHead {
 pub fn drop_kind_of(kind: u16) -> u32 {
     match kind {
         EV_PLAN_NODE => DROP_PLANS,
-        EV_LOCK => DROP_LOCKS,
+        EV_LOCK | EV_LOCK_WAIT => DROP_LOCKS,
         EV_LWLOCK => DROP_LWLOCKS,
         EV_NET => DROP_NET,
         EV_SCHED => DROP_SCHED,

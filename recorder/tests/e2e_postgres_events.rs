@@ -113,8 +113,10 @@ fn plan_nodes_of_a_join_match_explain() {
         .iter()
         .map(|(k, p)| (k.as_str(), p.strategy.as_str()))
         .collect();
+    // locks=waits, the default: uprobes on the wait hooks.
+    assert_eq!(m.probes["locks"].mode.as_deref(), Some("waits"));
     for kind in [
-        ("locks", "usdt"),
+        ("locks", "uprobe"),
         ("net", "tp_btf"),
         ("plans", "uprobe"),
         ("queries", "wire"),
@@ -264,6 +266,7 @@ fn join_plan_matches_explain(bindir: &Path, extra: &[&str]) -> Manifest {
     Manifest::read(&trace).unwrap()
 }
 
+/// The exact mode: every acquisition, fast-path ones included, and waits.
 #[test]
 fn lock_wait_and_fast_path_locks() {
     let Some(bindir) = preflight("lock_wait_and_fast_path_locks") else {
@@ -279,7 +282,11 @@ fn lock_wait_and_fast_path_locks() {
         .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let trace = tmp.path().join("trace");
-    let rec = Recording::start(pg.postmaster_pid(), &trace, &[]);
+    let rec = Recording::start(
+        pg.postmaster_pid(),
+        &trace,
+        &["--events", "queries,plans,locks=exact,net,sched"],
+    );
 
     // Fast path: a plain read takes AccessShareLock without the shared lock table.
     let fast = pg.psql(
@@ -392,10 +399,22 @@ fn deadlock_matches_the_server_log() {
     };
     let _serial = serial();
     let pg = PgCluster::start(&bindir);
-    pg.psql("CREATE TABLE dl (id int PRIMARY KEY, v int); INSERT INTO dl VALUES (1, 0), (2, 0)");
+    for mode in ["waits", "exact"] {
+        deadlock_in_mode(&pg, mode);
+    }
+}
+
+/// Two sessions updating two rows in opposite orders, recorded with
+/// `locks=MODE`: one deadlock, its victim the one the server log names.
+fn deadlock_in_mode(pg: &PgCluster, mode: &str) {
+    pg.psql(
+        "DROP TABLE IF EXISTS dl; CREATE TABLE dl (id int PRIMARY KEY, v int); INSERT INTO dl VALUES (1, 0), (2, 0)",
+    );
+    let log_before = pg.server_log().len();
     let tmp = tempfile::tempdir().unwrap();
     let trace = tmp.path().join("trace");
-    let rec = Recording::start(pg.postmaster_pid(), &trace, &[]);
+    let events = format!("queries,plans,locks={mode},net,sched");
+    let rec = Recording::start(pg.postmaster_pid(), &trace, &["--events", &events]);
     let session = |first: u32, second: u32| {
         pg.psql_spawn(
             &format!(
@@ -417,7 +436,7 @@ fn deadlock_matches_the_server_log() {
     assert!(failed[0].contains("deadlock detected"), "{}", failed[0]);
 
     // The server's account: `[pid] ERROR:  deadlock detected`.
-    let log = pg.server_log();
+    let log = pg.server_log()[log_before..].to_string();
     let victim: i64 = log
         .lines()
         .find(|l| l.contains("ERROR:  deadlock detected"))
@@ -427,11 +446,11 @@ fn deadlock_matches_the_server_log() {
         .into_iter()
         .filter(|r| text(r, "event") == Some("deadlock"))
         .collect();
-    assert_eq!(deadlocks.len(), 1, "{deadlocks:?}");
+    assert_eq!(deadlocks.len(), 1, "{mode}: {deadlocks:?}");
     assert_eq!(
         num(&deadlocks[0], "pid"),
         victim,
-        "the victim the server names"
+        "{mode}: the victim the server names"
     );
     assert_eq!(text(&deadlocks[0], "lock_type"), Some("transactionid"));
     // Both sessions' pids appear in the server's DETAIL and in the trace.
@@ -440,12 +459,255 @@ fn deadlock_matches_the_server_log() {
     updaters.sort();
     updaters.dedup();
     assert_eq!(updaters.len(), 2, "two sessions: {updaters:?}");
-    for pid in updaters {
+    for &pid in &updaters {
         assert!(
             log.contains(&format!("Process {pid} waits")),
             "{pid} in:\n{log}"
         );
     }
+    if mode == "waits" {
+        // Each waited for the other's transaction, and said so.
+        let (a, b) = (updaters[0], updaters[1]);
+        let blockers = rows(&t, Table::LockBlockers);
+        for (waiter, holder) in [(a, b), (b, a)] {
+            let of: Vec<(i64, Option<&str>, Option<&str>)> = blockers
+                .iter()
+                .filter(|r| num(r, "pid") == waiter)
+                .map(|r| {
+                    (
+                        num(r, "blocker_pid"),
+                        text(r, "blocker_mode"),
+                        text(r, "blocking"),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                of,
+                [(holder, Some("ExclusiveLock"), Some("hard"))],
+                "{waiter}"
+            );
+        }
+        let locks = rows(&t, Table::Locks);
+        let ends: Vec<(i64, Option<&str>)> = locks
+            .iter()
+            .filter(|r| text(r, "event") == Some("wait_end"))
+            .map(|r| (num(r, "pid"), text(r, "result")))
+            .collect();
+        let survivor = if victim == a { b } else { a };
+        let mut ends = ends;
+        ends.sort();
+        let mut want = vec![(victim, Some("error")), (survivor, Some("granted"))];
+        want.sort();
+        assert_eq!(
+            ends, want,
+            "the victim's wait ends in error, the other's is granted"
+        );
+    }
+    check_recorder_stats(&t);
+}
+
+/// The sessions blocking one wait of `pid`, as (pid, mode, hard|soft).
+fn blockers_of(t: &TraceFiles, pid: i64) -> Vec<(i64, String, String)> {
+    rows(t, Table::LockBlockers)
+        .iter()
+        .filter(|r| num(r, "pid") == pid)
+        .map(|r| {
+            (
+                num(r, "blocker_pid"),
+                text(r, "blocker_mode").unwrap_or("?").to_string(),
+                text(r, "blocking").unwrap_or("?").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The server's own `pg_blocking_pids()` of the session running `marker`,
+/// once it waits. (`_` for `-` in the pattern: this query's own text must
+/// not contain the marker, or the trace would have two statements with it.)
+fn server_blockers(pg: &PgCluster, marker: &str) -> Vec<i64> {
+    let pattern = marker.replace('-', "_");
+    let q = format!(
+        "SELECT pid, pg_blocking_pids(pid) FROM pg_stat_activity WHERE query LIKE '%{pattern}%' AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+    );
+    pg.wait_until(&format!("SELECT EXISTS ({q})"));
+    let out = pg.psql(&format!(
+        "SELECT array_to_string(b, ',') FROM ({q}) AS w(pid, b)"
+    ));
+    let mut v: Vec<i64> = out.trim().split(',').map(|p| p.parse().unwrap()).collect();
+    v.sort();
+    v
+}
+
+/// The default `locks=waits`: no trap on locks granted at once, and each
+/// wait with the sessions blocking it, as pg_blocking_pids() names them: a
+/// table lock, a row lock, a queue of three (hard and soft), and a holder
+/// whose lock was taken by the fast path.
+#[test]
+fn lock_waits_with_their_holders() {
+    let Some(bindir) = preflight("lock_waits_with_their_holders") else {
+        return;
+    };
+    let _serial = serial();
+    let pg = PgCluster::start(&bindir);
+    pg.psql(
+        "CREATE TABLE wt (id int PRIMARY KEY, v int); INSERT INTO wt VALUES (1, 0); \
+         CREATE TABLE wq (id int); CREATE TABLE wf (id int)",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = tmp.path().join("trace");
+    let rec = Recording::start(pg.postmaster_pid(), &trace, &[]);
+    let granted =
+        |sql: &str| format!("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE {sql} AND granted)");
+
+    // 1. A table held in ACCESS EXCLUSIVE mode for about a second.
+    let holder = pg.psql_spawn(
+        "BEGIN; LOCK TABLE wt IN ACCESS EXCLUSIVE MODE; SELECT /* dbf-hold-1 */ pg_sleep(1); COMMIT",
+        false,
+    );
+    pg.wait_until(&granted(
+        "relation = 'wt'::regclass AND mode = 'AccessExclusiveLock'",
+    ));
+    let reader = pg.psql_spawn("SELECT /* dbf-read-1 */ count(*) FROM wt", false);
+    let table_blockers = server_blockers(&pg, "dbf-read-1");
+    let (ok1, ok2) = (finish(holder).0, finish(reader).0);
+    assert!(ok1 && ok2);
+
+    // 2. A row lock: the second UPDATE waits for the first's transaction.
+    let updater = pg.psql_spawn(
+        "BEGIN; UPDATE wt SET v = 1 WHERE id = 1; SELECT /* dbf-hold-2 */ pg_sleep(0.5); COMMIT",
+        false,
+    );
+    pg.wait_until(
+        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE '%dbf_hold_2%' AND wait_event = 'PgSleep')",
+    );
+    let second = pg.psql_spawn("UPDATE /* dbf-row-2 */ wt SET v = 2 WHERE id = 1", false);
+    let row_blockers = server_blockers(&pg, "dbf-row-2");
+    assert!(finish(updater).0 && finish(second).0);
+
+    // 3. A queue of three: the third is blocked by the first (hard) and
+    // queued behind the second (soft).
+    let first = pg.psql_spawn(
+        "BEGIN; LOCK TABLE wq IN ACCESS EXCLUSIVE MODE; SELECT /* dbf-hold-3 */ pg_sleep(1.5); COMMIT",
+        false,
+    );
+    pg.wait_until(&granted(
+        "relation = 'wq'::regclass AND mode = 'AccessExclusiveLock'",
+    ));
+    let second = pg.psql_spawn("SELECT /* dbf-queue-2 */ count(*) FROM wq", false);
+    server_blockers(&pg, "dbf-queue-2");
+    let third = pg.psql_spawn(
+        "BEGIN; LOCK TABLE wq IN ACCESS EXCLUSIVE MODE /* dbf-queue-3 */; COMMIT",
+        false,
+    );
+    let queue_blockers = server_blockers(&pg, "dbf-queue-3");
+    assert!(finish(first).0 && finish(second).0 && finish(third).0);
+
+    // 4. A holder whose AccessShareLock the fast path took.
+    let reader = pg.psql_spawn(
+        "BEGIN; SELECT count(*) FROM wf; SELECT /* dbf-hold-4 */ pg_sleep(1); COMMIT",
+        false,
+    );
+    pg.wait_until(&granted(
+        "relation = 'wf'::regclass AND mode = 'AccessShareLock' AND fastpath",
+    ));
+    let locker = pg.psql_spawn(
+        "BEGIN; LOCK TABLE wf IN ACCESS EXCLUSIVE MODE /* dbf-fast-4 */; COMMIT",
+        false,
+    );
+    let fast_blockers = server_blockers(&pg, "dbf-fast-4");
+    assert!(finish(reader).0 && finish(locker).0);
+
+    let t = rec.stop();
+    let m = Manifest::read(&trace).unwrap();
+    assert_eq!(m.probes["locks"].mode.as_deref(), Some("waits"));
+    let locks = rows(&t, Table::Locks);
+    // Only waits: every lock granted at once went by without a trap.
+    let events: std::collections::BTreeSet<&str> =
+        locks.iter().filter_map(|r| text(r, "event")).collect();
+    assert_eq!(events, ["wait_end", "wait_start"].into(), "{locks:?}");
+    let pid_of = |marker: &str| statement(&t, marker).0;
+
+    // 1: one wait, about the hold, on the holder's AccessExclusiveLock.
+    let (h1, w1) = (pid_of("dbf-hold-1"), pid_of("dbf-read-1"));
+    assert_eq!(table_blockers, [h1], "the server's pg_blocking_pids");
+    assert_eq!(
+        blockers_of(&t, w1),
+        [(h1, "AccessExclusiveLock".into(), "hard".into())]
+    );
+    // The holder's statement then: its running message (LOCK ... pg_sleep).
+    let hold_row = rows(&t, Table::LockBlockers)
+        .into_iter()
+        .find(|r| num(r, "pid") == w1)
+        .unwrap();
+    assert_eq!(
+        num(&hold_row, "blocker_query_seq"),
+        statement(&t, "dbf-hold-1").1
+    );
+    assert_eq!(num(&hold_row, "query_seq"), statement(&t, "dbf-read-1").1);
+    let waits: Vec<&Row> = locks.iter().filter(|r| num(r, "pid") == w1).collect();
+    assert_eq!(waits.len(), 2, "{waits:?}");
+    let (start, end) = (waits[0], waits[1]);
+    assert_eq!(
+        (text(start, "lock_type"), text(start, "mode")),
+        (Some("relation"), Some("AccessShareLock"))
+    );
+    assert_eq!(text(end, "result"), Some("granted"));
+    let (_, _, hold_start, hold_end) = statement(&t, "LOCK TABLE wt");
+    let hold_ns = hold_end - hold_start;
+    let wait_ns = num(end, "wait_ns");
+    assert!(
+        (wait_ns - hold_ns).abs() as f64 <= 0.2 * hold_ns as f64,
+        "wait {wait_ns} ns within 20% of the hold {hold_ns} ns"
+    );
+    assert_eq!(num(start, "query_seq"), statement(&t, "dbf-read-1").1);
+
+    // 2: the row lock, a transaction id, held by the first updater.
+    let (h2, w2) = (pid_of("dbf-hold-2"), pid_of("dbf-row-2"));
+    assert_eq!(row_blockers, [h2]);
+    assert_eq!(
+        blockers_of(&t, w2),
+        [(h2, "ExclusiveLock".into(), "hard".into())]
+    );
+    let row_wait = locks
+        .iter()
+        .find(|r| num(r, "pid") == w2 && text(r, "event") == Some("wait_start"))
+        .unwrap();
+    assert_eq!(
+        (text(row_wait, "lock_type"), text(row_wait, "mode")),
+        (Some("transactionid"), Some("ShareLock"))
+    );
+
+    // 3: the third is blocked by the first, hard, and the second, soft.
+    let (q1, q2, q3) = (
+        pid_of("dbf-hold-3"),
+        pid_of("dbf-queue-2"),
+        pid_of("dbf-queue-3"),
+    );
+    let mut want = vec![q1, q2];
+    want.sort();
+    assert_eq!(queue_blockers, want);
+    assert_eq!(
+        blockers_of(&t, q3),
+        [
+            (q1, "AccessExclusiveLock".into(), "hard".into()),
+            (q2, "AccessShareLock".into(), "soft".into())
+        ]
+    );
+    assert_eq!(
+        blockers_of(&t, q2),
+        [(q1, "AccessExclusiveLock".into(), "hard".into())]
+    );
+
+    // 4: the fast-path lock was moved to the main table before the wait.
+    let (h4, w4) = (pid_of("dbf-hold-4"), pid_of("dbf-fast-4"));
+    assert_eq!(fast_blockers, [h4]);
+    assert_eq!(
+        blockers_of(&t, w4),
+        [(h4, "AccessShareLock".into(), "hard".into())]
+    );
+    // Five waits, each with its end; nothing else blocked anything.
+    assert_eq!(locks.len(), 10, "{locks:?}");
+    assert_eq!(rows(&t, Table::LockBlockers).len(), 6);
     check_recorder_stats(&t);
 }
 
@@ -590,7 +852,7 @@ fn lock_uprobe_fallback_sees_acquires() {
         &trace,
         &[
             "--events",
-            "queries,locks",
+            "queries,locks=exact",
             "--strategy",
             "locks=uprobe",
             // One row per statement of the message below (wire: one per message).

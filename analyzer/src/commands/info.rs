@@ -215,7 +215,14 @@ pub fn write_info(out: &mut impl Write, trace: &TraceFiles, summary: &Summary) -
     }
     let kind_width = m.probes.keys().map(|k| k.len()).max().unwrap_or(0);
     for (kind, p) in &m.probes {
-        writeln!(out, "  {kind:<kind_width$}  {}  {}", p.strategy, p.detail)?;
+        match &p.mode {
+            Some(mode) => writeln!(
+                out,
+                "  {kind:<kind_width$}  {}  mode {mode}: {}",
+                p.strategy, p.detail
+            )?,
+            None => writeln!(out, "  {kind:<kind_width$}  {}  {}", p.strategy, p.detail)?,
+        }
         for r in &p.refused {
             writeln!(out, "  {:<kind_width$}  refused: {r}", "")?;
         }

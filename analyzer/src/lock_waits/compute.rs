@@ -21,6 +21,9 @@ pub struct WaitRow {
     /// (database_oid, relation_oid, field3, field4), that `object` names.
     pub fields: [Option<u32>; 4],
     pub wait_ns: Option<i64>,
+    /// How a wait_end says the wait ended, when it says (`locks=waits`:
+    /// granted, error, cancelled).
+    pub result: Option<String>,
 }
 
 /// An acquire or release row on an object someone waited for.
@@ -96,8 +99,13 @@ pub struct Holder {
     pub pid: i32,
     pub query_seq: Option<u64>,
     pub mode: Option<String>,
-    pub since: i64,
+    /// When it acquired the lock, if the trace has its acquisition.
+    pub since: Option<i64>,
 }
+
+/// The sessions the recorder saw blocking each wait (`lock_blockers`, of
+/// `locks=waits` traces), by the waiter's pid and the wait's start.
+pub type Recorded = FxHashMap<(i32, i64), Vec<Holder>>;
 
 /// A granted lock and when its session let go of it.
 struct Hold<'a> {
@@ -127,7 +135,18 @@ fn waits(rows: &[WaitRow], release_all: &Times, deadlocks: &Times, trace_end: i6
     let ended: Vec<Blocked> = rows
         .iter()
         .filter(|r| r.ended)
-        .map(|r| wait(r, r.t - r.wait_ns.unwrap_or(0), r.t, Outcome::Granted))
+        .map(|r| {
+            let start = r.t - r.wait_ns.unwrap_or(0);
+            let outcome = match r.result.as_deref() {
+                // The deadlock detector chose it, or (rarely) another error.
+                Some("error") if deadlocks.next(r.pid, start).is_some_and(|d| d <= r.t) => {
+                    Outcome::DeadlockVictim
+                }
+                Some("error" | "cancelled") => Outcome::Cancelled,
+                _ => Outcome::Granted,
+            };
+            wait(r, start, r.t, outcome)
+        })
         .collect();
     let mut by_tid: FxHashMap<i32, Vec<(i64, i64)>> = FxHashMap::default();
     for e in &ended {
@@ -189,13 +208,15 @@ fn holds<'a>(rows: &'a [LockRow], release_all: &Times) -> FxHashMap<&'a str, Vec
     holds
 }
 
-/// Every wait with each session blocking it (`blocked`): another pid that
-/// acquired a conflicting mode on the object before the wait began and let
-/// go of it after; of one session's holds, the earliest. A wait nobody is
-/// known to block has one row with no holder. Longest waits first.
+/// Every wait with each session blocking it (`blocked`): those the recorder
+/// saw when the wait began (`recorded`), else another pid that acquired a
+/// conflicting mode on the object before the wait began and let go of it
+/// after; of one session's holds, the earliest. A wait nobody is known to
+/// block has one row with no holder. Longest waits first.
 pub fn blocked(
     wait_rows: &[WaitRow],
     lock_rows: &[LockRow],
+    recorded: &Recorded,
     release_all: &Times,
     deadlocks: &Times,
     trace_end: i64,
@@ -203,6 +224,13 @@ pub fn blocked(
     let holds = holds(lock_rows, release_all);
     let mut out = Vec::new();
     for w in waits(wait_rows, release_all, deadlocks, trace_end) {
+        if let Some(seen) = recorded.get(&(w.pid, w.start)) {
+            out.extend(seen.iter().map(|h| Blocked {
+                holder: Some(h.clone()),
+                ..w.clone()
+            }));
+            continue;
+        }
         let mut first: Vec<&Hold> = Vec::new();
         let candidates = w.object.as_deref().and_then(|o| holds.get(o));
         for h in candidates.into_iter().flatten() {
@@ -230,7 +258,7 @@ pub fn blocked(
                     pid: h.pid,
                     query_seq: h.query_seq,
                     mode: h.mode.map(str::to_string),
-                    since: h.acquired,
+                    since: Some(h.acquired),
                 }),
                 ..w.clone()
             });
@@ -267,6 +295,7 @@ mod tests {
             object: Some("transactionid 9".into()),
             fields: [None, None, Some(9), None],
             wait_ns,
+            result: None,
         }
     }
 
@@ -305,6 +334,7 @@ mod tests {
         let out = blocked(
             &waits,
             &locks,
+            &Recorded::default(),
             &times(&[(1, 150), (3, 200)]),
             &Times::default(),
             300,
@@ -315,7 +345,7 @@ mod tests {
         let h = b.holder.as_ref().unwrap();
         assert_eq!(
             (h.pid, h.since, h.mode.as_deref()),
-            (1, 10, Some("ExclusiveLock"))
+            (1, Some(10), Some("ExclusiveLock"))
         );
     }
 
@@ -328,7 +358,14 @@ mod tests {
             lock_row(20, 3, false, "AccessShareLock"), // does not conflict with ShareLock
             lock_row(30, 2, false, "ExclusiveLock"), // the waiter's own
         ];
-        let out = blocked(&waits, &locks, &Times::default(), &Times::default(), 300);
+        let out = blocked(
+            &waits,
+            &locks,
+            &Recorded::default(),
+            &Times::default(),
+            &Times::default(),
+            300,
+        );
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].holder, None);
     }
@@ -342,7 +379,14 @@ mod tests {
         ];
         let release_all = times(&[(1, 180), (2, 170), (1, 50)]);
         let deadlocks = times(&[(1, 160)]);
-        let out = blocked(&waits, &[], &release_all, &deadlocks, 300);
+        let out = blocked(
+            &waits,
+            &[],
+            &Recorded::default(),
+            &release_all,
+            &deadlocks,
+            300,
+        );
         let got: Vec<_> = out.iter().map(|b| (b.pid, b.end, b.outcome)).collect();
         assert_eq!(
             got,
@@ -350,6 +394,56 @@ mod tests {
                 (3, 300, Outcome::StillWaiting),
                 (1, 180, Outcome::DeadlockVictim),
                 (2, 170, Outcome::Cancelled),
+            ]
+        );
+    }
+
+    /// A `locks=waits` trace: no acquisitions, the blockers as recorded,
+    /// and outcomes from the wait_end's result.
+    #[test]
+    fn recorded_blockers_and_results_of_the_wait_hooks() {
+        let ended = |t: i64, pid: i32, result: &str| WaitRow {
+            result: Some(result.into()),
+            ..wait_row(t, pid, true, Some(50))
+        };
+        let waits = [
+            wait_row(100, 1, false, None),
+            ended(150, 1, "granted"),
+            wait_row(100, 2, false, None),
+            ended(150, 2, "error"),
+            wait_row(100, 3, false, None),
+            ended(150, 3, "cancelled"),
+        ];
+        let holder = |pid, mode: &str| Holder {
+            pid,
+            query_seq: Some(4),
+            mode: Some(mode.into()),
+            since: None,
+        };
+        let mut recorded = Recorded::default();
+        recorded.insert(
+            (1, 100),
+            vec![holder(7, "ExclusiveLock"), holder(8, "ShareLock")],
+        );
+        let out = blocked(
+            &waits,
+            &[],
+            &recorded,
+            &Times::default(),
+            &times(&[(2, 140)]),
+            300,
+        );
+        let got: Vec<_> = out
+            .iter()
+            .map(|b| (b.pid, b.outcome, b.holder.as_ref().map(|h| h.pid)))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (1, Outcome::Granted, Some(7)),
+                (1, Outcome::Granted, Some(8)),
+                (2, Outcome::DeadlockVictim, None),
+                (3, Outcome::Cancelled, None),
             ]
         );
     }

@@ -1,13 +1,15 @@
 //! `lock_waits`: a derived table, one row per lock wait and session blocking
-//! it, from the transitions in `locks`:
+//! it, from the transitions in `locks` and, for traces recorded with
+//! `locks=waits` (no acquisitions, only waits), the sessions the recorder
+//! saw blocking each wait (`lock_blockers`):
 //!
 //! | column | what |
 //! |---|---|
 //! | `wait_start`, `wait_end`, `wait_ns` | when the wait began and ended, and how long it was |
-//! | `outcome` | `granted` (a wait_end row), `deadlock victim` or `cancelled` (a wait_start that its session's release_all ended, after a deadlock report or not), `still waiting` (at the end of the recording) |
+//! | `outcome` | `granted` (a wait_end row), `deadlock victim` or `cancelled` (a wait_start that its session's release_all ended, after a deadlock report or not; or a wait_end whose result says `error` or `cancelled`), `still waiting` (at the end of the recording) |
 //! | `pid`, `tid`, `query_seq` | the waiting session and its statement |
 //! | `lock_type`, `object`, `mode` | what it waited for: [`lock_object`]'s text, the mode wanted |
-//! | `holder_pid`, `holder_query_seq`, `held_mode`, `held_since` | a session holding a conflicting mode on the object when the wait began, its statement then, and when it acquired it; NULL when the holder took it before the recording began |
+//! | `holder_pid`, `holder_query_seq`, `held_mode`, `held_since` | a session holding a conflicting mode on the object when the wait began (or, from `lock_blockers`, queued ahead for one), its statement then, and when it acquired it; `held_since` NULL when the holder took it before the recording began or the trace has no acquisitions |
 //!
 //! A lock is held from its acquisition to its first release (same pid,
 //! object and mode) or its session's release_all. `plain.sql` is the same
@@ -49,7 +51,7 @@ use crate::udf::{lock_object, object_fields};
 
 mod compute;
 
-use compute::{Blocked, LockRow, Times, WaitRow};
+use compute::{Blocked, Holder, LockRow, Recorded, Times, WaitRow};
 
 /// The table's name in every session.
 pub const NAME: &str = "lock_waits";
@@ -74,18 +76,24 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
-/// `lock_waits` over one trace's `locks` and `recorder_stats`.
+/// `lock_waits` over one trace's `locks`, `lock_blockers` and `recorder_stats`.
 #[derive(Debug)]
 pub struct LockWaits {
     locks: Arc<dyn TableProvider>,
+    blockers: Arc<dyn TableProvider>,
     stats: Arc<dyn TableProvider>,
     cache: Arc<OnceCell<RecordBatch>>,
 }
 
 impl LockWaits {
-    pub fn new(locks: Arc<dyn TableProvider>, stats: Arc<dyn TableProvider>) -> Self {
+    pub fn new(
+        locks: Arc<dyn TableProvider>,
+        blockers: Arc<dyn TableProvider>,
+        stats: Arc<dyn TableProvider>,
+    ) -> Self {
         LockWaits {
             locks,
+            blockers,
             stats,
             cache: Arc::default(),
         }
@@ -123,8 +131,11 @@ impl TableProvider for LockWaits {
             schema: schema.clone(),
             projection,
             state,
-            locks: self.locks.clone(),
-            stats: self.stats.clone(),
+            tables: Tables {
+                locks: self.locks.clone(),
+                blockers: self.blockers.clone(),
+                stats: self.stats.clone(),
+            },
             cache: self.cache.clone(),
         };
         Ok(Arc::new(StreamingTableExec::try_new(
@@ -138,13 +149,20 @@ impl TableProvider for LockWaits {
     }
 }
 
+/// The recorded tables the waits are computed from.
+#[derive(Clone)]
+struct Tables {
+    locks: Arc<dyn TableProvider>,
+    blockers: Arc<dyn TableProvider>,
+    stats: Arc<dyn TableProvider>,
+}
+
 /// The one partition of the table.
 struct WaitsStream {
     schema: SchemaRef,
     projection: Vec<usize>,
     state: SessionState,
-    locks: Arc<dyn TableProvider>,
-    stats: Arc<dyn TableProvider>,
+    tables: Tables,
     cache: Arc<OnceCell<RecordBatch>>,
 }
 
@@ -163,14 +181,12 @@ impl PartitionStream for WaitsStream {
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let ctx = SessionContext::new_with_state(self.state.clone());
-        let (locks, stats, cache) = (self.locks.clone(), self.stats.clone(), self.cache.clone());
+        let (tables, cache) = (self.tables.clone(), self.cache.clone());
         let projection = self.projection.clone();
         let batch = futures::stream::once(async move {
             // Scans that run side by side (a query that reads the table
             // twice) wait for one computation.
-            let all = cache
-                .get_or_try_init(|| compute(&ctx, locks, stats))
-                .await?;
+            let all = cache.get_or_try_init(|| compute(&ctx, tables)).await?;
             Ok::<_, DataFusionError>(all.project(&projection)?)
         });
         Box::pin(RecordBatchStreamAdapter::new(
@@ -183,11 +199,12 @@ impl PartitionStream for WaitsStream {
 const LOCK_FIELDS: [&str; 4] = ["database_oid", "relation_oid", "field3", "field4"];
 
 /// Reads what the waits need and computes the table.
-async fn compute(
-    ctx: &SessionContext,
-    locks: Arc<dyn TableProvider>,
-    stats: Arc<dyn TableProvider>,
-) -> Result<RecordBatch> {
+async fn compute(ctx: &SessionContext, tables: Tables) -> Result<RecordBatch> {
+    let Tables {
+        locks,
+        blockers,
+        stats,
+    } = tables;
     let events =
         |names: &[&str]| col("event").in_list(names.iter().map(|n| lit(*n)).collect(), false);
     let mut wait_columns = vec![
@@ -200,7 +217,7 @@ async fn compute(
         "mode",
     ];
     wait_columns.extend(LOCK_FIELDS);
-    wait_columns.push("wait_ns");
+    wait_columns.extend(["wait_ns", "result"]);
     let first = ctx
         .read_table(locks.clone())?
         .filter(events(&["wait_start", "wait_end", "deadlock"]))?
@@ -244,7 +261,18 @@ async fn compute(
             None => Ok(Vec::new()),
         }
     };
-    let (release_all, on_waited) = futures::try_join!(release_all, on_waited)?;
+    let recorded = ctx
+        .read_table(blockers)?
+        .select_columns(&[
+            "ts",
+            "pid",
+            "blocker_pid",
+            "blocker_query_seq",
+            "blocker_mode",
+        ])?
+        .collect();
+    let (release_all, on_waited, recorded) = futures::try_join!(release_all, on_waited, recorded)?;
+    let recorded = read_recorded(&recorded)?;
     let mut ends = Times::default();
     for b in &release_all {
         let (ts, pid) = (column(b, false, "ts")?, column(b, false, "pid")?);
@@ -257,7 +285,9 @@ async fn compute(
     ends.sort();
     let lock_rows = read_on_waited(&on_waited, &wait_rows)?;
     let rows = tokio::task::spawn_blocking(move || {
-        compute::blocked(&wait_rows, &lock_rows, &ends, &deadlocks, trace_end)
+        compute::blocked(
+            &wait_rows, &lock_rows, &recorded, &ends, &deadlocks, trace_end,
+        )
     })
     .await
     .map_err(|e| DataFusionError::External(Box::new(e)))?;
@@ -350,7 +380,12 @@ fn read_waits(batches: &[RecordBatch]) -> Result<(Vec<WaitRow>, Times)> {
             int("query_seq")?,
             int("wait_ns")?,
         );
-        let (event, lock_type, mode) = (text("event")?, text("lock_type")?, text("mode")?);
+        let (event, lock_type, mode, result) = (
+            text("event")?,
+            text("lock_type")?,
+            text("mode")?,
+            text("result")?,
+        );
         let tags = Tags::of(b)?;
         for i in 0..b.num_rows() {
             let (Some(t), Some(p)) = (ts.i64(i), pid.i64(i)) else {
@@ -374,6 +409,7 @@ fn read_waits(batches: &[RecordBatch]) -> Result<(Vec<WaitRow>, Times)> {
                         object: lock_object(lock_type, db, rel, f3, f4),
                         fields,
                         wait_ns: wait_ns.i64(i),
+                        result: result.str(i).map(str::to_string),
                     });
                 }
             }
@@ -381,6 +417,33 @@ fn read_waits(batches: &[RecordBatch]) -> Result<(Vec<WaitRow>, Times)> {
     }
     deadlocks.sort();
     Ok((waits, deadlocks))
+}
+
+/// The `lock_blockers` rows, by the waiter's pid and its wait's start.
+fn read_recorded(batches: &[RecordBatch]) -> Result<Recorded> {
+    let mut out = Recorded::default();
+    for b in batches {
+        let int = |name| column(b, false, name);
+        let (ts, pid, blocker, seq) = (
+            int("ts")?,
+            int("pid")?,
+            int("blocker_pid")?,
+            int("blocker_query_seq")?,
+        );
+        let mode = column(b, true, "blocker_mode")?;
+        for i in 0..b.num_rows() {
+            let (Some(t), Some(p), Some(h)) = (ts.i64(i), pid.i64(i), blocker.i64(i)) else {
+                continue;
+            };
+            out.entry((p as i32, t)).or_default().push(Holder {
+                pid: h as i32,
+                query_seq: seq.i64(i).map(|v| v as u64),
+                mode: mode.str(i).map(str::to_string),
+                since: None,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// The acquire and release rows on exactly the waited objects (of the
@@ -472,7 +535,7 @@ fn emit(rows: &[Blocked]) -> Result<RecordBatch> {
         )),
         ts(rows
             .iter()
-            .map(|r| r.holder.as_ref().map(|h| h.since))
+            .map(|r| r.holder.as_ref().and_then(|h| h.since))
             .collect()),
     ];
     Ok(RecordBatch::try_new(SCHEMA.clone(), columns)?)

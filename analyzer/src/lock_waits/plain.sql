@@ -19,6 +19,11 @@
 -- transaction) after. A wait whose holder took the lock before the
 -- recording began has a NULL holder. Times in milliseconds.
 --
+-- A trace recorded with locks=waits has no acquisitions: its wait_end rows
+-- say how the wait ended (result granted, error or cancelled), and
+-- lock_blockers has the sessions the recorder saw blocking each wait when
+-- it began (same pid and ts as its wait_start): those are its holders.
+--
 -- Only the rows the waits need are read past their event: the waits
 -- themselves, release_all and deadlock reports, and the rows on the
 -- objects waited for (of the waited lock types first, so that
@@ -34,7 +39,8 @@ WITH wait_rows AS (
         CAST(lock_type AS VARCHAR) AS lock_type,
         CAST(mode AS VARCHAR) AS mode,
         lock_object(lock_type, database_oid, relation_oid, field3, field4) AS object,
-        wait_ns
+        wait_ns,
+        CAST(result AS VARCHAR) AS result
     FROM locks
     WHERE event = 'wait_start' OR event = 'wait_end'
 ),
@@ -44,11 +50,25 @@ trace_end AS (
         coalesce(CAST((SELECT max(ts) FROM locks) AS BIGINT), 0)
     ) AS t
 ),
+-- A wait_end of locks=waits says how the wait ended: an error is a
+-- deadlock's victim when a deadlock report of its session falls in the
+-- wait, else (like `cancelled`) a wait given up.
 ended AS (
-    SELECT pid, tid, query_seq, lock_type, mode, object,
-           t - coalesce(wait_ns, 0) AS start_t, t AS end_t, 'granted' AS outcome
-    FROM wait_rows
-    WHERE event = 'wait_end'
+    SELECT e.pid, e.tid, e.query_seq, e.lock_type, e.mode, e.object, e.start_t, e.end_t,
+           CASE
+               WHEN e.result = 'error' AND max(d.t) IS NOT NULL THEN 'deadlock victim'
+               WHEN e.result = 'error' OR e.result = 'cancelled' THEN 'cancelled'
+               ELSE 'granted'
+           END AS outcome
+    FROM (
+        SELECT pid, tid, query_seq, lock_type, mode, object, result,
+               t - coalesce(wait_ns, 0) AS start_t, t AS end_t
+        FROM wait_rows
+        WHERE event = 'wait_end'
+    ) AS e
+    LEFT JOIN (SELECT pid, CAST(ts AS BIGINT) AS t FROM locks WHERE event = 'deadlock') AS d
+        ON d.pid = e.pid AND d.t >= e.start_t AND d.t <= e.end_t
+    GROUP BY e.pid, e.tid, e.query_seq, e.lock_type, e.mode, e.object, e.result, e.start_t, e.end_t
 ),
 -- wait_starts that no wait_end of the same thread covers: the session gave
 -- up (its release_all ends the wait) or was still waiting at the end.
@@ -150,13 +170,30 @@ holds AS (
     )
     WHERE event = 'acquire' AND result IS DISTINCT FROM 'not_available'
 ),
+recorded AS (
+    SELECT pid, CAST(ts AS BIGINT) AS start_t, blocker_pid, blocker_query_seq,
+           CAST(blocker_mode AS VARCHAR) AS blocker_mode
+    FROM lock_blockers
+),
 blocked AS (
+    -- The blockers the recorder saw (locks=waits) ...
+    SELECT w.*, r.blocker_pid AS holder_pid, r.blocker_query_seq AS holder_seq,
+           r.blocker_mode AS held_mode, CAST(NULL AS BIGINT) AS held_t, 1 AS nth
+    FROM waits w
+    JOIN recorded r ON r.pid = w.pid AND r.start_t = w.start_t
+    UNION ALL
+    -- ... else the holds the acquisitions tell of.
     SELECT w.*, h.pid AS holder_pid, h.query_seq AS holder_seq, h.mode AS held_mode,
            h.acquired_t AS held_t,
            row_number() OVER (
                PARTITION BY w.tid, w.start_t, h.pid ORDER BY h.acquired_t
            ) AS nth
-    FROM waits w
+    FROM (
+        SELECT * FROM waits w
+        WHERE NOT EXISTS (
+            SELECT 1 FROM recorded r WHERE r.pid = w.pid AND r.start_t = w.start_t
+        )
+    ) AS w
     LEFT JOIN holds h
         ON h.object = w.object AND h.pid <> w.pid
        AND h.acquired_t <= w.start_t

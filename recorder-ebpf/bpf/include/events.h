@@ -49,6 +49,9 @@ enum event_kind {
 /* The `wire` strategy (wire.bpf.h): struct wire_event, `h.flags` an enum
  * wire_what. */
 #define EV_WIRE 28
+/* A backend must wait for a heavyweight lock (postgres/lock_waits.bpf.h):
+ * struct lock_wait_event, with the sessions holding it and those queued. */
+#define EV_LOCK_WAIT 29
 enum wire_what {
 	WIRE_MSG = 0,   /* a frontend message: msg_type, body_len, its first data_len bytes */
 	WIRE_CONT = 1,  /* more bytes of the last WIRE_MSG's body (it spanned recv calls) */
@@ -71,6 +74,15 @@ enum probe_role {
 	ROLE_LOCK_RELEASE = 25,
 	ROLE_LOCK_RELEASE_ALL = 26,
 	ROLE_PLAN_NODE = 30,
+	/* Lock waits (locks=waits): ProcSleep's (JoinWaitQueue's on 18)
+	 * entry, arg 0 the LOCALLOCK, arg 1 (17+) dontWait; ProcSleep's
+	 * return (arg 0 its ProcWaitStatus); DeadLockCheck's return (arg 0
+	 * its DeadLockState); AbortCurrentTransaction's entry (a wait left by
+	 * an error: cancel, lock_timeout). */
+	ROLE_LOCK_SLEEP = 60,
+	ROLE_LOCK_SLEEP_RETURN = 61,
+	ROLE_LOCK_DEADLOCK_CHECK = 62,
+	ROLE_LOCK_WAIT_ABORT = 63,
 	ROLE_LWLOCK_ACQUIRE = 40,
 	ROLE_LWLOCK_WAIT_START = 41,
 	ROLE_LWLOCK_WAIT_DONE = 42,
@@ -229,6 +241,58 @@ struct lock_event {
 	__u8 result;           /* LockAcquireResult, acquire only */
 	__u8 has_tag;
 	__u8 pad;
+};
+
+/* lock_event.result of a LOCK_WAIT_END in locks=waits */
+enum lock_wait_result {
+	LOCK_WAIT_GRANTED = 1,   /* as LockAcquireResult's LOCKACQUIRE_OK */
+	LOCK_WAIT_FAILED = 4,    /* ProcSleep returned an error: a deadlock's victim */
+	LOCK_WAIT_CANCELLED = 5, /* left by an error: cancel, lock_timeout */
+};
+
+/* A session in a lock wait's account: a holder (hold_mask, the modes it
+ * holds) or one queued for the lock (wait_mode); leader_pid is its lock
+ * group's leader (parallel query), 0 outside a group. */
+#define LOCK_BLOCKERS_CAP 16
+struct lock_blocker {
+	__u32 pid;
+	__u32 leader_pid;
+	__u32 hold_mask;
+	__u32 wait_mode;
+};
+
+/* EV_LOCK_WAIT: a backend is about to sleep on a lock. Holders come first
+ * (nholders), then the sessions queued for it (nwaiters), in queue order;
+ * `more` counts those beyond the capacity, not sent. */
+struct lock_wait_event {
+	struct event_header h;
+	__u8 tag[LOCKTAG_CAP];
+	__u32 mode;
+	__u16 nholders;
+	__u16 nwaiters;
+	__u32 more;
+	__u32 pad;
+	struct lock_blocker blockers[LOCK_BLOCKERS_CAP];
+};
+
+/* Where the wait hooks find a waiter's lock, its holders and its queue
+ * (set by userspace from the server major's layout). `valid` 0: unknown. */
+struct lock_wait_layout {
+	__u32 valid;
+	__u16 locallock_mode;
+	__u16 locallock_lock;
+	__u16 lock_proc_locks;
+	__u16 lock_wait_procs;
+	__u16 proclock_my_proc;
+	__u16 proclock_group_leader;
+	__u16 proclock_hold_mask;
+	__u16 proclock_lock_link;
+	__u16 proc_links;
+	__u16 proc_pid;
+	__u16 proc_wait_lock_mode;
+	__u16 proc_lock_group_leader;
+	__u16 link_next;
+	__u16 pad;
 };
 
 struct lwlock_event {

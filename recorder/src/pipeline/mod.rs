@@ -11,6 +11,7 @@ use crate::mysql::{self, MysqlEvent};
 use crate::os::net::{self, NetRecord};
 use crate::os::processes::{self, ProcessEvent};
 use crate::os::sched::{self, SchedRecord};
+use crate::postgres::locks::blockers::{self, LockWaitEvent};
 use crate::postgres::locks::{self, LockEvent};
 use crate::postgres::lwlocks::{self, LwlockEvent};
 use crate::postgres::plans::{self, PlanNodeEvent};
@@ -25,6 +26,7 @@ pub enum Event<'a> {
     Process(ProcessEvent),
     PlanNode(PlanNodeEvent),
     Lock(LockEvent),
+    LockWait(LockWaitEvent),
     Lwlock(LwlockEvent),
     Net(NetRecord),
     Sched(SchedRecord),
@@ -41,6 +43,7 @@ pub fn decode(buf: &[u8]) -> Option<Event<'_>> {
         EV_PROC_FORK | EV_PROC_EXIT | EV_PROC_TITLE => Event::Process(processes::decode(&h, buf)?),
         EV_PLAN_NODE => Event::PlanNode(plans::decode(buf)?),
         EV_LOCK => Event::Lock(locks::decode(buf)?),
+        EV_LOCK_WAIT => Event::LockWait(blockers::decode(buf)?),
         EV_LWLOCK => Event::Lwlock(lwlocks::decode(buf)?),
         EV_NET => Event::Net(net::decode(buf)?),
         EV_SCHED => Event::Sched(sched::decode(buf)?),

@@ -22,6 +22,7 @@ use crate::os::processes::{ProcessEvent, Processes, processes_batch};
 use crate::os::sched::Sched;
 use crate::postgres::layout::PgLayout;
 use crate::postgres::locks::Locks;
+use crate::postgres::locks::blockers::LockBlockers;
 use crate::postgres::lwlocks::Lwlocks;
 use crate::postgres::plans::PlanNodes;
 use crate::postgres::statements::Statements;
@@ -88,6 +89,7 @@ pub struct Sink {
     queries: Vec<QueryRow>,
     plans: PlanNodes,
     locks: Locks,
+    lock_blockers: LockBlockers,
     lwlocks: Lwlocks,
     net: Net,
     sched: Sched,
@@ -122,6 +124,7 @@ impl Sink {
             },
             plans: PlanNodes::new(cfg.layout),
             locks: Locks::new(cfg.layout),
+            lock_blockers: LockBlockers::default(),
             lwlocks: Lwlocks::default(),
             net: Net::default(),
             sched: Sched::default(),
@@ -137,10 +140,11 @@ impl Sink {
     }
 
     /// The event tables, in the order their rows are written.
-    fn tables(&mut self) -> [&mut dyn EventRows; 5] {
+    fn tables(&mut self) -> [&mut dyn EventRows; 6] {
         [
             &mut self.plans,
             &mut self.locks,
+            &mut self.lock_blockers,
             &mut self.lwlocks,
             &mut self.net,
             &mut self.sched,
@@ -162,6 +166,7 @@ impl Sink {
             Event::Process(e) => self.on_process(e),
             Event::PlanNode(e) => self.plans.on_event(e, &self.sources),
             Event::Lock(e) => self.locks.on_event(e, &self.sources),
+            Event::LockWait(e) => self.lock_blockers.on_event(&e, &self.sources),
             Event::Lwlock(e) => self.lwlocks.on_event(e),
             Event::Net(e) => {
                 let row = self.net.on_event(&e, &self.sources);

@@ -151,6 +151,7 @@ impl Recorder {
                         strategy: (*name).into(),
                         detail: detail.into(),
                         refused,
+                        mode: None,
                     });
                 }
                 Err(e) => refused.push(format!("{name}: {e:#}")),

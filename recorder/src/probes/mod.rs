@@ -84,6 +84,9 @@ pub struct ProbePlan {
     /// statements: when its tracepoints are refused, and for encrypted
     /// connections, per backend).
     pub fallback: Option<Box<ProbePlan>>,
+    /// What of the kind it records, for kinds with modes (`locks`: `waits`,
+    /// `exact`).
+    pub mode: Option<&'static str>,
 }
 
 impl ProbePlan {
@@ -93,6 +96,7 @@ impl ProbePlan {
             strategy: self.strategy.into(),
             detail: self.detail.clone(),
             refused: self.refused.clone(),
+            mode: self.mode.map(str::to_string),
         }
     }
 }
@@ -250,6 +254,7 @@ pub fn first_strategy_of(
                     refused,
                     probes,
                     fallback: None,
+                    mode: None,
                 });
             }
             Err(why) => refused.push(format!("{strategy}: {why}")),

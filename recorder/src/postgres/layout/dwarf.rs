@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use gimli::{AttributeValue, EndianSlice, RunTimeEndian};
 use object::{Object, ObjectSection};
 
-use super::{ListLayout, LockTagOffsets, PgLayout, PlanOffsets, generated};
+use super::{ListLayout, LockTagOffsets, PgLayout, PlanOffsets, WaitOffsets, generated};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DwarfError {
@@ -120,6 +120,7 @@ impl Found {
 /// Struct and union types read for a layout.
 fn wanted_aggregates() -> Vec<&'static str> {
     let mut v = vec!["Plan", "List", "ListCell", "LOCKTAG"];
+    v.extend(WAIT_AGGREGATES);
     for (t, _) in generated::LIST_CHILD_FIELDS
         .iter()
         .chain(generated::EXTRA_CHILD_FIELDS)
@@ -132,6 +133,59 @@ fn wanted_aggregates() -> Vec<&'static str> {
 }
 
 const WANTED_ENUMS: [&str; 2] = ["NodeTag", "LockTagType"];
+
+/// The lock manager's structs the wait hooks read (`WaitOffsets`); the list
+/// node is `SHM_QUEUE` up to 15 and `dlist_node` from 16.
+const WAIT_AGGREGATES: [&str; 8] = [
+    "LOCALLOCK",
+    "LOCALLOCKTAG",
+    "LOCK",
+    "PROCLOCK",
+    "PROCLOCKTAG",
+    "PGPROC",
+    "SHM_QUEUE",
+    "dlist_node",
+];
+
+/// [`WaitOffsets`] as the DWARF describes them, or what is missing.
+fn wait_offsets(found: &Found, major: u32) -> Result<WaitOffsets, String> {
+    let agg = |n: &str| {
+        found
+            .aggregates
+            .get(n)
+            .ok_or_else(|| format!("a definition of {n}"))
+    };
+    let at = |owner: &str, m: &str| -> Result<u16, String> {
+        agg(owner)?
+            .members
+            .get(m)
+            .and_then(|&o| u16::try_from(o).ok())
+            .ok_or_else(|| format!("{owner}.{m}"))
+    };
+    let node = if major <= 15 {
+        "SHM_QUEUE"
+    } else {
+        "dlist_node"
+    };
+    let proc_size = agg("PGPROC")?.size;
+    Ok(WaitOffsets {
+        locallock_mode: at("LOCALLOCK", "tag")? + at("LOCALLOCKTAG", "mode")?,
+        locallock_lock: at("LOCALLOCK", "lock")?,
+        lock_proc_locks: at("LOCK", "procLocks")?,
+        lock_wait_procs: at("LOCK", "waitProcs")?,
+        proclock_my_proc: at("PROCLOCK", "tag")? + at("PROCLOCKTAG", "myProc")?,
+        proclock_group_leader: at("PROCLOCK", "groupLeader")?,
+        proclock_hold_mask: at("PROCLOCK", "holdMask")?,
+        proclock_lock_link: at("PROCLOCK", "lockLink")?,
+        proc_links: at("PGPROC", "links")?,
+        proc_pid: at("PGPROC", "pid")?,
+        proc_wait_lock_mode: at("PGPROC", "waitLockMode")?,
+        proc_lock_group_leader: at("PGPROC", "lockGroupLeader")?,
+        proc_wait_event_info: at("PGPROC", "wait_event_info")?,
+        link_next: at(node, "next")?,
+        proc_size: u16::try_from(proc_size).map_err(|_| "sizeof(PGPROC)")?,
+    })
+}
 
 /// The layout that the DWARF in `path` describes, for a server of `major`
 /// whose version string is `pg_version`. Leaked: read once per recording.
@@ -421,6 +475,12 @@ fn build_layout(found: &Found, major: u32, pg_version: &str) -> Result<PgLayout,
         lockmethod: l("locktag_lockmethodid")?,
         size: u16::try_from(lt.size).map_err(|_| "sizeof(LOCKTAG)")?,
     };
+    // A debug file without the lock manager's structs (one built from a
+    // subset of the sources) still gives plans and tags: the wait offsets
+    // then come from the built-in table of its major, if there is one.
+    let waits = wait_offsets(found, major)
+        .ok()
+        .or_else(|| super::for_major(major).and_then(|t| t.waits));
     Ok(PgLayout {
         major,
         pg_version: Box::leak(pg_version.to_string().into_boxed_str()),
@@ -438,6 +498,7 @@ fn build_layout(found: &Found, major: u32, pg_version: &str) -> Result<PgLayout,
                 .into_boxed_slice(),
         ),
         locktag,
+        waits,
     })
 }
 
@@ -448,7 +509,8 @@ mod tests {
 
     /// Every type a layout reads, referenced so that `cc -g` describes it.
     const USES: &str = "Plan v1; List v2; ListCell v3; LOCKTAG v4; NodeTag v5; LockTagType v6;
-        Append v7; MergeAppend v8; BitmapAnd v9; BitmapOr v10; CustomScan v11; SubqueryScan v12;\n";
+        Append v7; MergeAppend v8; BitmapAnd v9; BitmapOr v10; CustomScan v11; SubqueryScan v12;
+        LOCALLOCK v13; LOCK v14; PROCLOCK v15; PGPROC v16;\n";
 
     fn cc(dir: &Path, name: &str, source: &str, args: &[&str]) -> PathBuf {
         let src = dir.join(format!("{name}.c"));
@@ -500,7 +562,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         for (major, dir) in headers {
             let src = format!(
-                "#include \"postgres.h\"\n#include \"nodes/plannodes.h\"\n#include \"storage/lock.h\"\n{USES}int main(void) {{ return 0; }}\n"
+                "#include \"postgres.h\"\n#include \"nodes/plannodes.h\"\n#include \"storage/lock.h\"\n#include \"storage/proc.h\"\n{USES}int main(void) {{ return 0; }}\n"
             );
             // Linked, not a .o: a relocatable object's DWARF needs its relocations applied.
             let obj = cc(

@@ -7,15 +7,10 @@
 //   PG 15: PostgreSQL 15.1 from pypi sdist pglast 5.10 (libpg_query's copy of src/include)
 //   PG 16: PostgreSQL 16.1 from pypi sdist pglast 6.17 (libpg_query's copy of src/include)
 //   PG 17: PostgreSQL 17.7 from pypi sdist pglast 7.22 (libpg_query's copy of src/include)
-// Cross-checked (identical values):
-//   PG 13: PostgreSQL 13.20 from crates.io crate pgrx-pg-sys 0.13.1 (bindgen output src/include/pg13.rs)
-//   PG 15: PostgreSQL 15.12 from crates.io crate pgrx-pg-sys 0.13.1 (bindgen output src/include/pg15.rs)
-//   PG 16: PostgreSQL 16.8 from crates.io crate pgrx-pg-sys 0.13.1 (bindgen output src/include/pg16.rs)
-//   PG 17: PostgreSQL 17.4 from crates.io crate pgrx-pg-sys 0.13.1 (bindgen output src/include/pg17.rs)
 // EXPLAIN names: ExplainNode() in src/backend/commands/explain.c; lock tag
 // type names: LockTagTypeNames[] in src/backend/utils/adt/lockfuncs.c.
 
-use super::{ListLayout, LockTagOffsets, PgLayout, PlanOffsets};
+use super::{ListLayout, LockTagOffsets, PgLayout, PlanOffsets, WaitOffsets};
 
 /// Plan node type (NodeTag `T_` + this) -> EXPLAIN (FORMAT JSON) name.
 pub static EXPLAIN_NAMES: &[(&str, &str)] = &[
@@ -185,6 +180,23 @@ pub static PG12: PgLayout = PgLayout {
         lockmethod: 15,
         size: 16,
     },
+    waits: Some(WaitOffsets {
+        locallock_mode: 16,
+        locallock_lock: 24,
+        lock_proc_locks: 24,
+        lock_wait_procs: 40,
+        proclock_my_proc: 8,
+        proclock_group_leader: 16,
+        proclock_hold_mask: 24,
+        proclock_lock_link: 32,
+        proc_links: 0,
+        proc_pid: 52,
+        proc_wait_lock_mode: 112,
+        proc_lock_group_leader: 808,
+        proc_wait_event_info: 676,
+        link_next: 8,
+        proc_size: 848,
+    }),
 };
 
 /// PostgreSQL 13 (measured on 13.8).
@@ -280,6 +292,23 @@ pub static PG13: PgLayout = PgLayout {
         lockmethod: 15,
         size: 16,
     },
+    waits: Some(WaitOffsets {
+        locallock_mode: 16,
+        locallock_lock: 24,
+        lock_proc_locks: 24,
+        lock_wait_procs: 40,
+        proclock_my_proc: 8,
+        proclock_group_leader: 16,
+        proclock_hold_mask: 24,
+        proclock_lock_link: 32,
+        proc_links: 0,
+        proc_pid: 52,
+        proc_wait_lock_mode: 112,
+        proc_lock_group_leader: 816,
+        proc_wait_event_info: 684,
+        link_next: 8,
+        proc_size: 856,
+    }),
 };
 
 /// PostgreSQL 14 (measured on 14.17).
@@ -377,6 +406,23 @@ pub static PG14: PgLayout = PgLayout {
         lockmethod: 15,
         size: 16,
     },
+    waits: Some(WaitOffsets {
+        locallock_mode: 16,
+        locallock_lock: 24,
+        lock_proc_locks: 24,
+        lock_wait_procs: 40,
+        proclock_my_proc: 8,
+        proclock_group_leader: 16,
+        proclock_hold_mask: 24,
+        proclock_lock_link: 32,
+        proc_links: 0,
+        proc_pid: 64,
+        proc_wait_lock_mode: 128,
+        proc_lock_group_leader: 840,
+        proc_wait_event_info: 712,
+        link_next: 8,
+        proc_size: 880,
+    }),
 };
 
 /// PostgreSQL 15 (measured on 15.1).
@@ -474,6 +520,23 @@ pub static PG15: PgLayout = PgLayout {
         lockmethod: 15,
         size: 16,
     },
+    waits: Some(WaitOffsets {
+        locallock_mode: 16,
+        locallock_lock: 24,
+        lock_proc_locks: 24,
+        lock_wait_procs: 40,
+        proclock_my_proc: 8,
+        proclock_group_leader: 16,
+        proclock_hold_mask: 24,
+        proclock_lock_link: 32,
+        proc_links: 0,
+        proc_pid: 64,
+        proc_wait_lock_mode: 128,
+        proc_lock_group_leader: 840,
+        proc_wait_event_info: 712,
+        link_next: 8,
+        proc_size: 880,
+    }),
 };
 
 /// PostgreSQL 16 (measured on 16.1).
@@ -572,6 +635,23 @@ pub static PG16: PgLayout = PgLayout {
         lockmethod: 15,
         size: 16,
     },
+    waits: Some(WaitOffsets {
+        locallock_mode: 16,
+        locallock_lock: 24,
+        lock_proc_locks: 24,
+        lock_wait_procs: 40,
+        proclock_my_proc: 8,
+        proclock_group_leader: 16,
+        proclock_hold_mask: 24,
+        proclock_lock_link: 32,
+        proc_links: 0,
+        proc_pid: 64,
+        proc_wait_lock_mode: 128,
+        proc_lock_group_leader: 840,
+        proc_wait_event_info: 712,
+        link_next: 8,
+        proc_size: 880,
+    }),
 };
 
 /// PostgreSQL 17 (measured on 17.7).
@@ -670,4 +750,21 @@ pub static PG17: PgLayout = PgLayout {
         lockmethod: 15,
         size: 16,
     },
+    waits: Some(WaitOffsets {
+        locallock_mode: 16,
+        locallock_lock: 24,
+        lock_proc_locks: 24,
+        lock_wait_procs: 40,
+        proclock_my_proc: 8,
+        proclock_group_leader: 16,
+        proclock_hold_mask: 24,
+        proclock_lock_link: 32,
+        proc_links: 0,
+        proc_pid: 60,
+        proc_wait_lock_mode: 128,
+        proc_lock_group_leader: 848,
+        proc_wait_event_info: 712,
+        link_next: 8,
+        proc_size: 888,
+    }),
 };

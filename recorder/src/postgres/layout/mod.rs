@@ -43,6 +43,9 @@ pub struct PgLayout {
     pub lock_tag_types: &'static [&'static str],
     /// LOCKTAG struct: offsets of its fields and its size.
     pub locktag: LockTagOffsets,
+    /// Where a waiter's lock, its holders and its queue are; `None` for a
+    /// build whose DWARF lacks them, of a major without a built-in table.
+    pub waits: Option<WaitOffsets>,
 }
 
 /// Offsets inside `struct Plan` (every plan node starts with one).
@@ -99,6 +102,46 @@ pub struct LockTagOffsets {
     pub lockmethod: u16,
     /// `sizeof(LOCKTAG)`.
     pub size: u16,
+}
+
+/// What the wait hooks (`ProcSleep`, `JoinWaitQueue`) read from the lock
+/// manager's shared structs, and the wait-event sampler from `PGPROC`. The
+/// lists are circular, linked through a node of two pointers (`SHM_QUEUE`
+/// up to 15, `dlist_node` from 16) whose `next` is at `link_next`; a list
+/// head is such a node, and an element is found from its node by
+/// subtracting the node's offset in the element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitOffsets {
+    /// `LOCALLOCK.tag.mode` (LOCKMODE): the mode waited for.
+    pub locallock_mode: u16,
+    /// `LOCALLOCK.lock` (LOCK *).
+    pub locallock_lock: u16,
+    /// `LOCK.procLocks`: the head of its PROCLOCKs (holders and waiters).
+    pub lock_proc_locks: u16,
+    /// `LOCK.waitProcs`: the head of the PGPROCs queued for it (`links`).
+    pub lock_wait_procs: u16,
+    /// `PROCLOCK.tag.myProc` (PGPROC *).
+    pub proclock_my_proc: u16,
+    /// `PROCLOCK.groupLeader` (PGPROC *): the lock group's leader.
+    pub proclock_group_leader: u16,
+    /// `PROCLOCK.holdMask` (LOCKMASK): the modes held.
+    pub proclock_hold_mask: u16,
+    /// `PROCLOCK.lockLink`: its node in `LOCK.procLocks`.
+    pub proclock_lock_link: u16,
+    /// `PGPROC.links`: its node in a wait queue.
+    pub proc_links: u16,
+    /// `PGPROC.pid` (int).
+    pub proc_pid: u16,
+    /// `PGPROC.waitLockMode` (LOCKMODE).
+    pub proc_wait_lock_mode: u16,
+    /// `PGPROC.lockGroupLeader` (PGPROC *), NULL outside a lock group.
+    pub proc_lock_group_leader: u16,
+    /// `PGPROC.wait_event_info` (uint32).
+    pub proc_wait_event_info: u16,
+    /// `next` in a list node.
+    pub link_next: u16,
+    /// `sizeof(PGPROC)`: the stride of `ProcGlobal->allProcs`.
+    pub proc_size: u16,
 }
 
 /// Every known layout, oldest major first.

@@ -24,6 +24,7 @@ use crate::queries::{Idle, StatementOf};
 use crate::ring::{EventHeader, read};
 use crate::rows::{Clock, DictBuilder, EventColumns, EventRows};
 
+pub mod blockers;
 pub mod probes;
 
 pub const LOCKTAG_CAP: usize = 16;
@@ -112,6 +113,17 @@ fn result_name(r: u8) -> &'static str {
     }
 }
 
+/// `enum lock_wait_result`: how a wait the wait hooks saw ended (the USDT
+/// probes of `locks=exact` do not say: 0).
+fn wait_result_name(r: u8) -> Option<&'static str> {
+    match r {
+        1 => Some("granted"),
+        4 => Some("error"),
+        5 => Some("cancelled"),
+        _ => None,
+    }
+}
+
 fn keyed_by_transaction(lock_type: &str) -> bool {
     matches!(
         lock_type,
@@ -154,7 +166,11 @@ impl LockDecoder {
             relation_oid: None,
             field3: None,
             field4: None,
-            result: (event == LOCK_ACQUIRE).then(|| result_name(result)),
+            result: match event {
+                LOCK_ACQUIRE => Some(result_name(result)),
+                LOCK_WAIT_END => wait_result_name(result),
+                _ => None,
+            },
             wait_ns: None,
         };
         match event {

@@ -88,6 +88,7 @@ pub fn plan(
                 refused: Vec::new(),
                 probes: Vec::new(),
                 fallback: fallback.ok().map(Box::new),
+                mode: None,
             })
         }
         Some(o) if !ALL_STRATEGIES.contains(&o) => anyhow::bail!(
