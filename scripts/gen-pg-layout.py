@@ -200,6 +200,18 @@ WAIT_FIELDS = [
 ]
 
 
+# Where the plan sampler (plans=sampled) finds, in a backend's memory, the
+# plans of the statement it is running: ActivePortal -> PortalData.stmts (a
+# List of PlannedStmt) -> planTree and subplans; creation_time tells one
+# execution from the next. (PortalOffsets key, struct, member, size.)
+PORTAL_FIELDS = [
+    ("portal_stmts", "PortalData", "stmts", 8),
+    ("portal_creation_time", "PortalData", "creation_time", 8),
+    ("planned_stmt_plan_tree", "PlannedStmt", "planTree", 8),
+    ("planned_stmt_subplans", "PlannedStmt", "subplans", 8),
+]
+
+
 def list_node(major):
     """The circular list link of LOCK.procLocks, LOCK.waitProcs,
     PROCLOCK.lockLink and PGPROC.links: SHM_QUEUE up to 15, dlist_node
@@ -467,6 +479,7 @@ def c_program(major, plan_types, locktags):
          '#include "storage/lock.h"',
          '#include "storage/lockdefs.h"',
          '#include "storage/proc.h"',
+         '#include "utils/portal.h"',
          "#include <stddef.h>",
          "#include <stdio.h>",
          "#undef printf",
@@ -505,6 +518,9 @@ def c_program(major, plan_types, locktags):
         p.append(f'  P("wait.{key}", offsetof({t}, {f}));')
         p.append(f'  P("waitsize.{key}", FSIZE({t}, {f}));')
     p.append(f'  P("wait.link_next", offsetof({list_node(major)}, next));')
+    for key, t, f, _ in PORTAL_FIELDS:
+        p.append(f'  P("portal.{key}", offsetof({t}, {f}));')
+        p.append(f'  P("portalsize.{key}", FSIZE({t}, {f}));')
     p.append('  P("wait.proc_size", sizeof(PGPROC));')
     p.append("  return 0;")
     p.append("}")
@@ -582,6 +598,10 @@ def rust_program(major, text, plan_types, locktags):
         p.append(f'    p!("waitsize.{key}", {{ let v: b::{t} = unsafe {{ core::mem::zeroed() }}; '
                  f'core::mem::size_of_val(&v.{f}) }});')
     p.append(f'    p!("wait.link_next", core::mem::offset_of!(b::{list_node(major)}, next));')
+    for key, t, f, _ in PORTAL_FIELDS:
+        p.append(f'    p!("portal.{key}", core::mem::offset_of!(b::{t}, {f}));')
+        p.append(f'    p!("portalsize.{key}", {{ let v: b::{t} = unsafe {{ core::mem::zeroed() }}; '
+                 f'core::mem::size_of_val(&v.{f}) }});')
     p.append('    p!("wait.proc_size", core::mem::size_of::<b::PGPROC>());')
     p.append("}")
     return "\n".join(p) + "\n"
@@ -679,6 +699,9 @@ def layout_from(major, src, version, plan_types, locktags, vals):
     for key, t, f, size in WAIT_FIELDS:
         if size is not None and vals[f"waitsize.{key}"] != size:
             die(f"{where}: {t}.{f} has size {vals[f'waitsize.{key}']}, expected {size}")
+    for key, t, f, size in PORTAL_FIELDS:
+        if vals[f"portalsize.{key}"] != size:
+            die(f"{where}: {t}.{f} has size {vals[f'portalsize.{key}']}, expected {size}")
     tags = dict((t, tag) for tag, t in nodes)
     if major >= 13:
         lst = ("Array", [("length", vals["list.length"]), ("elements", vals["list.elements"])])
@@ -701,6 +724,7 @@ def layout_from(major, src, version, plan_types, locktags, vals):
         + [("size", vals["locktag.size"])],
         "waits": [(key, vals[f"wait.{key}"]) for key, _, _, _ in WAIT_FIELDS]
         + [("link_next", vals["wait.link_next"]), ("proc_size", vals["wait.proc_size"])],
+        "portal": [(key, vals[f"portal.{key}"]) for key, _, _, _ in PORTAL_FIELDS],
     }
 
 
@@ -735,7 +759,9 @@ def render(layouts, checks):
     out.append("// EXPLAIN names: ExplainNode() in src/backend/commands/explain.c; lock tag")
     out.append("// type names: LockTagTypeNames[] in src/backend/utils/adt/lockfuncs.c.")
     out.append("")
-    out.append("use super::{ListLayout, LockTagOffsets, PgLayout, PlanOffsets, WaitOffsets};")
+    out.append(
+        "use super::{ListLayout, LockTagOffsets, PgLayout, PlanOffsets, PortalOffsets, WaitOffsets};"
+    )
     # By C name, for layouts read from a binary's DWARF (postgres::layout::dwarf).
     out.append("")
     out.append("/// Plan node type (NodeTag `T_` + this) -> EXPLAIN (FORMAT JSON) name.")
@@ -797,6 +823,10 @@ def render(layouts, checks):
         out.append("    },")
         out.append("    waits: Some(WaitOffsets {")
         for f, v in lay["waits"]:
+            out.append(f"        {f}: {v},")
+        out.append("    }),")
+        out.append("    portal: Some(PortalOffsets {")
+        for f, v in lay["portal"]:
             out.append(f"        {f}: {v},")
         out.append("    }),")
         out.append("};")

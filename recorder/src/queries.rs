@@ -63,6 +63,13 @@ pub enum Idle {
 /// to: what the kinds that name theirs (`query_seq`) ask.
 pub trait StatementOf {
     fn seq_for(&self, pid: u32, tid: u32, idle: Idle) -> Option<u64>;
+
+    /// The statement running at `ts`, for an event that reaches the writer
+    /// out of step with the ring (read from the backend's memory by the
+    /// recorder, not sent by a probe).
+    fn seq_at(&self, pid: u32, tid: u32, _ts: u64) -> Option<u64> {
+        self.seq_for(pid, tid, Idle::Next)
+    }
 }
 
 /// Turns statement text bytes from BPF into a string: invalid UTF-8 is

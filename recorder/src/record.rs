@@ -18,6 +18,8 @@ use crate::os::procfs;
 use crate::pipeline::drain::{self as pipeline, UserDrops, monotonic_ns};
 use crate::pipeline::sink::{Sink, SinkConfig, Stats};
 use crate::postgres::locks::probes::LockMode;
+use crate::postgres::plans::probes::PlanMode;
+use crate::postgres::plans::sampler::{self, PlanSampler, SamplerStats};
 use crate::postgres::{locks, lwlocks, plans, statements, target};
 use crate::probes::ProbePlan;
 use crate::probes::bpf::Recorder;
@@ -63,6 +65,8 @@ pub struct EventKinds {
     pub locks: bool,
     /// `locks=waits` (the default) or `locks=exact`.
     pub locks_mode: LockMode,
+    /// `plans=sampled` (the default) or `plans=exact`.
+    pub plans_mode: PlanMode,
     pub lwlocks: bool,
     pub net: bool,
     pub sched: bool,
@@ -85,6 +89,7 @@ impl EventKinds {
             .filter(|(_, on)| *on)
             .map(|(&k, _)| match k {
                 "locks" => format!("locks={}", self.locks_mode.name()),
+                "plans" => format!("plans={}", self.plans_mode.name()),
                 _ => k.to_string(),
             })
             .collect()
@@ -105,8 +110,15 @@ impl EventKinds {
                         )
                     })?;
                 }
+                ("plans", Some(m)) => {
+                    k.plans_mode = PlanMode::parse(m).with_context(|| {
+                        format!(
+                            "--events: unknown mode {m:?} for plans; choose plans=sampled (read from the backends' memory while they run; the default) or plans=exact (every node of every execution; a trap each)"
+                        )
+                    })?;
+                }
                 (_, Some(m)) => bail!(
-                    "--events: {kind} has no modes (only locks=waits|exact does); write {kind}, not {kind}={m}"
+                    "--events: {kind} has no modes (locks=waits|exact and plans=sampled|exact do); write {kind}, not {kind}={m}"
                 ),
                 (_, None) => {}
             }
@@ -227,6 +239,9 @@ struct Plan {
     layout: Option<&'static crate::postgres::layout::PgLayout>,
     /// Where a MariaDB THD keeps user, database and connection id.
     mysql_thd: Option<crate::mysql::sessions::MysqlThdLayout>,
+    /// `plans=sampled`: `ActivePortal`'s address in the backends, and the
+    /// manifest's account.
+    sampled_plans: Option<(u64, ProbePlan)>,
     root: u32,
     mysql: bool,
     /// `PostgreSQL 15.18`, `MariaDB 10.11.19`, for messages.
@@ -273,7 +288,11 @@ fn plan_postgres(args: &Args, pg_spec: &str, kinds: EventKinds) -> Result<Plan> 
     };
     let uprobes: Vec<(&str, &str, ProbePlan)> = [
         (kinds.queries, "queries", "dbf_statement"),
-        (kinds.plans, "plans", "dbf_plan_node"),
+        (
+            kinds.plans && kinds.plans_mode == PlanMode::Exact,
+            "plans",
+            "dbf_plan_node",
+        ),
         (
             kinds.locks,
             "locks",
@@ -289,7 +308,11 @@ fn plan_postgres(args: &Args, pg_spec: &str, kinds: EventKinds) -> Result<Plan> 
     .map(|(_, kind, program)| {
         let p = match kind {
             "queries" => statements::probes::plan(&elf, load_base, pg_major, forced(kind))?,
-            "plans" => with_layout(plans::probes::plan(&elf, forced(kind))?, &layout_how),
+            "plans" => {
+                let mut p = plans::probes::plan(&elf, forced(kind))?;
+                p.mode = Some(PlanMode::Exact.name());
+                with_layout(p, &layout_how)
+            }
             "locks" => {
                 let mut p = match kinds.locks_mode {
                     LockMode::Exact => locks::probes::plan(&elf, forced(kind))?,
@@ -308,6 +331,13 @@ fn plan_postgres(args: &Args, pg_spec: &str, kinds: EventKinds) -> Result<Plan> 
         Ok((kind, program, p))
     })
     .collect::<Result<_>>()?;
+    let sampled_plans = match (kinds.plans, kinds.plans_mode, layout) {
+        (true, PlanMode::Sampled, Some(layout)) => {
+            let (active, p) = plans::probes::plan_sampled(&elf, load_base, layout)?;
+            Some((active, with_layout(p, &layout_how)))
+        }
+        _ => None,
+    };
     Ok(Plan {
         target: Target {
             kind: "postgresql".into(),
@@ -323,6 +353,7 @@ fn plan_postgres(args: &Args, pg_spec: &str, kinds: EventKinds) -> Result<Plan> 
         uprobes,
         layout,
         mysql_thd: None,
+        sampled_plans,
         root: target.postmaster,
         mysql: false,
         label: format!("PostgreSQL {}", target.version.as_deref().unwrap_or("?")),
@@ -377,6 +408,7 @@ fn plan_mysql(args: &Args, spec: &str, kinds: EventKinds) -> Result<Plan> {
         uprobes,
         layout: None,
         mysql_thd,
+        sampled_plans: None,
         root: target.pid,
         mysql: true,
         label,
@@ -394,6 +426,7 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
         uprobes: uprobe_plans,
         layout,
         mysql_thd,
+        sampled_plans,
         root,
         mysql,
         label,
@@ -488,6 +521,9 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
             .with_context(|| format!("cannot place the {kind} probes"))?;
         manifest.probes.insert((*kind).into(), p.info());
     }
+    if let Some((_, p)) = &sampled_plans {
+        manifest.probes.insert("plans".into(), p.info());
+    }
     if kinds.net {
         let info = rec.attach_net(forced("net"))?;
         manifest.probes.insert("net".into(), info);
@@ -567,6 +603,23 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
             .name("writer".into())
             .spawn(move || pipeline::write(sink, rx, drops, lost))?
     };
+    // plans=sampled: a thread of its own, stopped before the drain.
+    let sampling = Arc::new(AtomicBool::new(false));
+    let sampler_stats = Arc::new(SamplerStats::default());
+    let sampler_thread = match (sampled_plans, layout) {
+        (Some((active, _)), Some(layout)) => {
+            let stats = Arc::clone(&sampler_stats);
+            let sampler = PlanSampler::new(layout, active, stats)
+                .context("plans=sampled without the portal layout")?;
+            let (tx, stop, lost) = (late_tx.clone(), Arc::clone(&sampling), Arc::clone(&lost));
+            Some(
+                std::thread::Builder::new()
+                    .name("plan sampler".into())
+                    .spawn(move || sampler::run(sampler, root, tx, stop, lost))?,
+            )
+        }
+        _ => None,
+    };
 
     log::info!(
         "recording {label} (pid {root}) into {}: {how} ({} uprobes)",
@@ -602,6 +655,16 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
         status.maybe_print(&stats, started.elapsed());
     }
     drop(encrypted_probes);
+    sampling.store(true, Ordering::Release);
+    if let Some(t) = sampler_thread {
+        t.join()
+            .map_err(|_| anyhow::anyhow!("the plan sampler thread panicked"))?;
+        log::info!(
+            "plan sampler: {} executions' plans read, {} reads dropped (the portal changed under them)",
+            sampler_stats.walked.load(Ordering::Relaxed),
+            sampler_stats.torn.load(Ordering::Relaxed)
+        );
+    }
     status.clear();
     // Detach first so nothing new arrives, then drain what is left.
     rec.detach_uprobes();

@@ -107,7 +107,11 @@ fn plan_nodes_of_a_join_match_explain() {
         return;
     };
     let _serial = serial();
-    let m = join_plan_matches_explain(&bindir, &[]);
+    let m = join_plan_matches_explain(
+        &bindir,
+        &["--events", "queries,plans=exact,locks,net,sched"],
+    );
+    assert_eq!(m.probes["plans"].mode.as_deref(), Some("exact"));
     let strategies: Vec<(&str, &str)> = m
         .probes
         .iter()
@@ -183,7 +187,15 @@ fn plan_nodes_with_the_layout_from_a_debug_file() {
         .status;
     assert!(st.success());
     let dirs = debug_root.path().to_str().unwrap();
-    let m = join_plan_matches_explain(&bindir, &["--debug-dir", dirs]);
+    let m = join_plan_matches_explain(
+        &bindir,
+        &[
+            "--debug-dir",
+            dirs,
+            "--events",
+            "queries,plans=exact,locks,net,sched",
+        ],
+    );
     for kind in ["plans", "locks"] {
         let detail = &m.probes[kind].detail;
         assert!(
@@ -264,6 +276,114 @@ fn join_plan_matches_explain(bindir: &Path, extra: &[&str]) -> Manifest {
     check_recorder_stats(&t);
     assert!(rows(&t, Table::Lwlocks).is_empty());
     Manifest::read(&trace).unwrap()
+}
+
+/// The plan nodes of statement `seq` of `pid` read in one look (one `ts`),
+/// parents resolved to indexes, in node id order: (type, parent index).
+fn sampled_plan(t: &TraceFiles, pid: i64, seq: i64) -> Vec<Vec<(String, Option<usize>)>> {
+    let mut by_ts: std::collections::BTreeMap<i64, Vec<Row>> = Default::default();
+    for r in rows(t, Table::PlanNodes) {
+        if num(&r, "pid") == pid && num(&r, "query_seq") == seq {
+            by_ts.entry(num(&r, "ts")).or_default().push(r);
+        }
+    }
+    by_ts
+        .into_values()
+        .map(|mut nodes| {
+            nodes.sort_by_key(|r| num(r, "node_id"));
+            let index = |id: i64| nodes.iter().position(|n| num(n, "node_id") == id);
+            nodes
+                .iter()
+                .map(|r| {
+                    let parent = r["parent_node_id"]
+                        .as_deref()
+                        .and_then(|p| index(p.parse().unwrap()));
+                    (text(r, "node_type").unwrap().to_string(), parent)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The default `plans=sampled`: no probe in the server; a join run 20
+/// times (each its own message) has its plan as EXPLAIN gives it, and so
+/// has a statement of about 300 ms that ran once.
+#[test]
+fn sampled_plans_of_a_repeated_join_and_a_slow_statement() {
+    let Some(bindir) = preflight("sampled_plans_of_a_repeated_join_and_a_slow_statement") else {
+        return;
+    };
+    let _serial = serial();
+    let pg = PgCluster::start(&bindir);
+    pg.psql(
+        "CREATE TABLE pa (id int PRIMARY KEY, x int); CREATE TABLE pb (id int, a_id int); \
+         INSERT INTO pa SELECT g, g % 100 FROM generate_series(1, 10000) g; \
+         INSERT INTO pb SELECT g, g % 10000 + 1 FROM generate_series(1, 50000) g; \
+         ANALYZE pa; ANALYZE pb",
+    );
+    pg.psql("ALTER DATABASE postgres SET enable_mergejoin = off");
+    pg.psql("ALTER DATABASE postgres SET max_parallel_workers_per_gather = 0");
+    let join = "SELECT /* dbf-join */ count(*) FROM pb JOIN pa ON pb.a_id = pa.id WHERE pa.x < 50";
+    let slow = "SELECT /* dbf-slow */ count(*) FROM pa, pg_sleep(0.3) WHERE pa.x < 10";
+    let shape = |q: &str| -> Vec<(String, Option<usize>)> {
+        explain_preorder(&pg.psql(&format!("EXPLAIN (FORMAT JSON) {q}")))
+            .into_iter()
+            .map(|(kind, parent, ..)| (kind, parent))
+            .collect()
+    };
+    let (join_plan, slow_plan) = (shape(join), shape(slow));
+    assert_eq!(join_plan.len(), 5, "{join_plan:?}");
+    let script = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(script.path(), format!("{join};\n")).unwrap();
+    std::fs::set_permissions(
+        script.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = tmp.path().join("trace");
+    let rec = Recording::start(pg.postmaster_pid(), &trace, &[]);
+    pg.pgbench(&[
+        "-n",
+        "-M",
+        "simple",
+        "-t",
+        "20",
+        "-f",
+        script.path().to_str().unwrap(),
+    ]);
+    pg.psql(slow);
+    let t = rec.stop();
+    let m = Manifest::read(&trace).unwrap();
+    let plans = &m.probes["plans"];
+    assert_eq!(
+        (plans.strategy.as_str(), plans.mode.as_deref()),
+        ("memory", Some("sampled"))
+    );
+
+    let runs = statements(&t, "/* dbf-join */");
+    assert_eq!(runs.len(), 20, "{runs:?}");
+    let mut seen = 0;
+    for (pid, seq, ..) in &runs {
+        for looked in sampled_plan(&t, *pid, *seq) {
+            assert_eq!(
+                looked, join_plan,
+                "execution {seq}: each look is the whole plan"
+            );
+            seen += 1;
+        }
+    }
+    eprintln!("{seen} of 20 executions of the join sampled");
+    assert!(seen >= 1, "no execution of the join was sampled");
+    let (pid, seq, start, end) = statement(&t, "/* dbf-slow */");
+    assert!(end - start >= 300_000_000);
+    let looks = sampled_plan(&t, pid, seq);
+    assert!(!looks.is_empty(), "the 300 ms statement has its plan");
+    for looked in looks {
+        assert_eq!(looked, slow_plan);
+    }
+    check_recorder_stats(&t);
 }
 
 /// The exact mode: every acquisition, fast-path ones included, and waits.

@@ -75,6 +75,14 @@ impl StatementOf for Sources {
             self.pg.seq_for(pid, idle)
         }
     }
+
+    fn seq_at(&self, pid: u32, tid: u32, ts: u64) -> Option<u64> {
+        if !self.recorded || self.is_mysql {
+            self.seq_for(pid, tid, Idle::Next)
+        } else {
+            Some(self.pg.seq_at(pid, ts))
+        }
+    }
 }
 
 pub struct Sink {

@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use gimli::{AttributeValue, EndianSlice, RunTimeEndian};
 use object::{Object, ObjectSection};
 
-use super::{ListLayout, LockTagOffsets, PgLayout, PlanOffsets, WaitOffsets, generated};
+use super::{
+    ListLayout, LockTagOffsets, PgLayout, PlanOffsets, PortalOffsets, WaitOffsets, generated,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DwarfError {
@@ -121,6 +123,7 @@ impl Found {
 fn wanted_aggregates() -> Vec<&'static str> {
     let mut v = vec!["Plan", "List", "ListCell", "LOCKTAG"];
     v.extend(WAIT_AGGREGATES);
+    v.extend(PORTAL_AGGREGATES);
     for (t, _) in generated::LIST_CHILD_FIELDS
         .iter()
         .chain(generated::EXTRA_CHILD_FIELDS)
@@ -136,6 +139,29 @@ const WANTED_ENUMS: [&str; 2] = ["NodeTag", "LockTagType"];
 
 /// The lock manager's structs the wait hooks read (`WaitOffsets`); the list
 /// node is `SHM_QUEUE` up to 15 and `dlist_node` from 16.
+/// What the plan sampler reads (`PortalOffsets`).
+const PORTAL_AGGREGATES: [&str; 2] = ["PortalData", "PlannedStmt"];
+
+/// [`PortalOffsets`] as the DWARF describes them, or what is missing.
+fn portal_offsets(found: &Found) -> Result<PortalOffsets, String> {
+    let at = |owner: &str, m: &str| -> Result<u16, String> {
+        found
+            .aggregates
+            .get(owner)
+            .ok_or_else(|| format!("a definition of {owner}"))?
+            .members
+            .get(m)
+            .and_then(|&o| u16::try_from(o).ok())
+            .ok_or_else(|| format!("{owner}.{m}"))
+    };
+    Ok(PortalOffsets {
+        portal_stmts: at("PortalData", "stmts")?,
+        portal_creation_time: at("PortalData", "creation_time")?,
+        planned_stmt_plan_tree: at("PlannedStmt", "planTree")?,
+        planned_stmt_subplans: at("PlannedStmt", "subplans")?,
+    })
+}
+
 const WAIT_AGGREGATES: [&str; 8] = [
     "LOCALLOCK",
     "LOCALLOCKTAG",
@@ -481,6 +507,9 @@ fn build_layout(found: &Found, major: u32, pg_version: &str) -> Result<PgLayout,
     let waits = wait_offsets(found, major)
         .ok()
         .or_else(|| super::for_major(major).and_then(|t| t.waits));
+    let portal = portal_offsets(found)
+        .ok()
+        .or_else(|| super::for_major(major).and_then(|t| t.portal));
     Ok(PgLayout {
         major,
         pg_version: Box::leak(pg_version.to_string().into_boxed_str()),
@@ -499,6 +528,7 @@ fn build_layout(found: &Found, major: u32, pg_version: &str) -> Result<PgLayout,
         ),
         locktag,
         waits,
+        portal,
     })
 }
 
@@ -510,7 +540,7 @@ mod tests {
     /// Every type a layout reads, referenced so that `cc -g` describes it.
     const USES: &str = "Plan v1; List v2; ListCell v3; LOCKTAG v4; NodeTag v5; LockTagType v6;
         Append v7; MergeAppend v8; BitmapAnd v9; BitmapOr v10; CustomScan v11; SubqueryScan v12;
-        LOCALLOCK v13; LOCK v14; PROCLOCK v15; PGPROC v16;\n";
+        LOCALLOCK v13; LOCK v14; PROCLOCK v15; PGPROC v16; PortalData v17; PlannedStmt v18;\n";
 
     fn cc(dir: &Path, name: &str, source: &str, args: &[&str]) -> PathBuf {
         let src = dir.join(format!("{name}.c"));
@@ -562,7 +592,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         for (major, dir) in headers {
             let src = format!(
-                "#include \"postgres.h\"\n#include \"nodes/plannodes.h\"\n#include \"storage/lock.h\"\n#include \"storage/proc.h\"\n{USES}int main(void) {{ return 0; }}\n"
+                "#include \"postgres.h\"\n#include \"nodes/plannodes.h\"\n#include \"storage/lock.h\"\n#include \"storage/proc.h\"\n#include \"utils/portal.h\"\n{USES}int main(void) {{ return 0; }}\n"
             );
             // Linked, not a .o: a relocatable object's DWARF needs its relocations applied.
             let obj = cc(

@@ -7,10 +7,15 @@
 //   PG 15: PostgreSQL 15.1 from pypi sdist pglast 5.10 (libpg_query's copy of src/include)
 //   PG 16: PostgreSQL 16.1 from pypi sdist pglast 6.17 (libpg_query's copy of src/include)
 //   PG 17: PostgreSQL 17.7 from pypi sdist pglast 7.22 (libpg_query's copy of src/include)
+// Cross-checked (identical values):
+//   PG 13: PostgreSQL 13.20 from crates.io crate pgrx-pg-sys 0.13.1 (bindgen output src/include/pg13.rs)
+//   PG 15: PostgreSQL 15.12 from crates.io crate pgrx-pg-sys 0.13.1 (bindgen output src/include/pg15.rs)
+//   PG 16: PostgreSQL 16.8 from crates.io crate pgrx-pg-sys 0.13.1 (bindgen output src/include/pg16.rs)
+//   PG 17: PostgreSQL 17.4 from crates.io crate pgrx-pg-sys 0.13.1 (bindgen output src/include/pg17.rs)
 // EXPLAIN names: ExplainNode() in src/backend/commands/explain.c; lock tag
 // type names: LockTagTypeNames[] in src/backend/utils/adt/lockfuncs.c.
 
-use super::{ListLayout, LockTagOffsets, PgLayout, PlanOffsets, WaitOffsets};
+use super::{ListLayout, LockTagOffsets, PgLayout, PlanOffsets, PortalOffsets, WaitOffsets};
 
 /// Plan node type (NodeTag `T_` + this) -> EXPLAIN (FORMAT JSON) name.
 pub static EXPLAIN_NAMES: &[(&str, &str)] = &[
@@ -197,6 +202,12 @@ pub static PG12: PgLayout = PgLayout {
         link_next: 8,
         proc_size: 848,
     }),
+    portal: Some(PortalOffsets {
+        portal_stmts: 64,
+        portal_creation_time: 184,
+        planned_stmt_plan_tree: 32,
+        planned_stmt_subplans: 64,
+    }),
 };
 
 /// PostgreSQL 13 (measured on 13.8).
@@ -308,6 +319,12 @@ pub static PG13: PgLayout = PgLayout {
         proc_wait_event_info: 684,
         link_next: 8,
         proc_size: 856,
+    }),
+    portal: Some(PortalOffsets {
+        portal_stmts: 80,
+        portal_creation_time: 200,
+        planned_stmt_plan_tree: 32,
+        planned_stmt_subplans: 72,
     }),
 };
 
@@ -423,6 +440,12 @@ pub static PG14: PgLayout = PgLayout {
         link_next: 8,
         proc_size: 880,
     }),
+    portal: Some(PortalOffsets {
+        portal_stmts: 80,
+        portal_creation_time: 208,
+        planned_stmt_plan_tree: 32,
+        planned_stmt_subplans: 64,
+    }),
 };
 
 /// PostgreSQL 15 (measured on 15.1).
@@ -536,6 +559,12 @@ pub static PG15: PgLayout = PgLayout {
         proc_wait_event_info: 712,
         link_next: 8,
         proc_size: 880,
+    }),
+    portal: Some(PortalOffsets {
+        portal_stmts: 88,
+        portal_creation_time: 216,
+        planned_stmt_plan_tree: 32,
+        planned_stmt_subplans: 64,
     }),
 };
 
@@ -652,6 +681,12 @@ pub static PG16: PgLayout = PgLayout {
         link_next: 8,
         proc_size: 880,
     }),
+    portal: Some(PortalOffsets {
+        portal_stmts: 88,
+        portal_creation_time: 216,
+        planned_stmt_plan_tree: 32,
+        planned_stmt_subplans: 72,
+    }),
 };
 
 /// PostgreSQL 17 (measured on 17.7).
@@ -766,5 +801,11 @@ pub static PG17: PgLayout = PgLayout {
         proc_wait_event_info: 712,
         link_next: 8,
         proc_size: 888,
+    }),
+    portal: Some(PortalOffsets {
+        portal_stmts: 88,
+        portal_creation_time: 216,
+        planned_stmt_plan_tree: 32,
+        planned_stmt_subplans: 72,
     }),
 };

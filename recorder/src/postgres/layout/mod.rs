@@ -46,6 +46,9 @@ pub struct PgLayout {
     /// Where a waiter's lock, its holders and its queue are; `None` for a
     /// build whose DWARF lacks them, of a major without a built-in table.
     pub waits: Option<WaitOffsets>,
+    /// Where a backend keeps the plans of the statement it runs; `None` as
+    /// for `waits`.
+    pub portal: Option<PortalOffsets>,
 }
 
 /// Offsets inside `struct Plan` (every plan node starts with one).
@@ -142,6 +145,23 @@ pub struct WaitOffsets {
     pub link_next: u16,
     /// `sizeof(PGPROC)`: the stride of `ProcGlobal->allProcs`.
     pub proc_size: u16,
+}
+
+/// What the plan sampler reads in a backend's memory: `ActivePortal` (the
+/// portal running, NULL between statements) -> `PortalData.stmts`, a
+/// `List` of `PlannedStmt *` -> each one's `planTree` and `subplans` (a
+/// `List` of `Plan *`, the roots of initplans and SubPlans).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortalOffsets {
+    /// `PortalData.stmts` (List *).
+    pub portal_stmts: u16,
+    /// `PortalData.creation_time` (TimestampTz): tells one execution of a
+    /// portal at the same address from the next.
+    pub portal_creation_time: u16,
+    /// `PlannedStmt.planTree` (Plan *).
+    pub planned_stmt_plan_tree: u16,
+    /// `PlannedStmt.subplans` (List *).
+    pub planned_stmt_subplans: u16,
 }
 
 /// Every known layout, oldest major first.

@@ -24,6 +24,11 @@ use crate::ring::{EventHeader, read};
 use crate::rows::{Clock, DictBuilder, EventColumns, EventRows};
 
 pub mod probes;
+#[cfg(target_os = "linux")]
+pub mod sampler;
+
+/// How often `plans=sampled` looks at every backend's running portal.
+pub const SAMPLE_TICK: std::time::Duration = std::time::Duration::from_millis(20);
 
 pub const PLAN_HEAD_CAP: usize = 96;
 pub const PLAN_CHILDREN_CAP: usize = 16;
@@ -52,6 +57,9 @@ pub struct PlanNodeEvent {
     pub node: u64,
     pub children: Vec<u64>,
     pub head: [u8; PLAN_HEAD_CAP],
+    /// Read from the backend's memory by the plan sampler (`plans=sampled`),
+    /// not sent by the `ExecInitNode` probe.
+    pub sampled: bool,
 }
 
 pub fn decode(buf: &[u8]) -> Option<PlanNodeEvent> {
@@ -64,6 +72,7 @@ pub fn decode(buf: &[u8]) -> Option<PlanNodeEvent> {
         node: p.node,
         children: p.children[..n].to_vec(),
         head: p.head,
+        sampled: p.h.flags == 1,
     })
 }
 
@@ -176,10 +185,14 @@ impl PlanNodes {
     }
 
     pub fn on_event(&mut self, e: PlanNodeEvent, statements: &impl StatementOf) {
-        // Plans are initialised before their statement executes.
-        if let (Some(layout), Some(seq)) =
-            (self.layout, statements.seq_for(e.pid, e.tid, Idle::Next))
-        {
+        // Plans are initialised before their statement executes; a sampled
+        // plan was read while its statement ran.
+        let seq = if e.sampled {
+            statements.seq_at(e.pid, e.tid, e.ts)
+        } else {
+            statements.seq_for(e.pid, e.tid, Idle::Next)
+        };
+        if let (Some(layout), Some(seq)) = (self.layout, seq) {
             let row = self.linker.node(
                 layout,
                 e.ts,

@@ -8,9 +8,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, anyhow};
 
+use super::SAMPLE_TICK;
 use crate::postgres::layout::{ListLayout, PgLayout, dwarf};
 use crate::probes::elf::ElfInfo;
-use crate::probes::{PROTO_UNKNOWN, ProbePlan, first_strategy, probe_spec, reg_arg, uprobe_at};
+use crate::probes::{
+    PROTO_UNKNOWN, ProbePlan, first_strategy, global_arg, probe_spec, reg_arg, uprobe_at,
+};
 
 /// `enum probe_role`: what the plan probe means (`ProbeSpec::event`).
 pub const ROLE_PLAN_NODE: u16 = 30;
@@ -93,6 +96,65 @@ pub fn plan(elf: &ElfInfo, only: Option<&str>) -> Result<ProbePlan> {
             )?],
         ))
     })
+}
+
+/// How `plans` records: `--events plans=sampled|exact`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PlanMode {
+    /// Plans read from the backends' memory while they run (the default).
+    #[default]
+    Sampled,
+    /// Every plan node of every execution (a trap each).
+    Exact,
+}
+
+impl PlanMode {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "sampled" => Some(PlanMode::Sampled),
+            "exact" => Some(PlanMode::Exact),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PlanMode::Sampled => "sampled",
+            PlanMode::Exact => "exact",
+        }
+    }
+}
+
+/// `plans=sampled`: no probe in the server. Returns where `ActivePortal`
+/// is in every backend, and the manifest's account.
+pub fn plan_sampled(elf: &ElfInfo, load_base: u64, layout: &PgLayout) -> Result<(u64, ProbePlan)> {
+    if layout.portal.is_none() {
+        return Err(anyhow!(
+            "--events plans=sampled: where this build keeps a portal's plans is not known (no layout of PortalData and PlannedStmt for PostgreSQL {}); record with --events plans=exact, or give its debug file with --debug-dir",
+            layout.major
+        ));
+    }
+    let active = global_arg(elf, 0, "ActivePortal").ok_or_else(|| {
+        anyhow!(
+            "--events plans=sampled: the server binary has no ActivePortal symbol; record with --events plans=exact"
+        )
+    })?;
+    let base = if elf.is_dyn() { load_base } else { 0 };
+    let detail = format!(
+        "every {} ms, the plans of the portal each backend runs (ActivePortal -> PortalData.stmts -> planTree, subplans), read from its memory with process_vm_readv: no probe in the server; statements that run longer than that are seen, shorter ones when a look falls inside them",
+        SAMPLE_TICK.as_millis()
+    );
+    Ok((
+        base + active.val_off,
+        ProbePlan {
+            strategy: "memory",
+            detail,
+            refused: Vec::new(),
+            probes: Vec::new(),
+            fallback: None,
+            mode: Some("sampled"),
+        },
+    ))
 }
 
 /// Tells the plan-node program where list-valued children live.

@@ -243,6 +243,25 @@ impl Assembler {
         }
     }
 
+    /// The `query_seq` of the statement of `pid` that ran at `ts`, for a
+    /// sample that reaches the writer out of step with the ring: the open
+    /// one if it began by `ts` (else the one before it), the last one if it
+    /// ended at or after `ts`, else the next one, not seen yet.
+    pub fn seq_at(&self, pid: u32, ts: u64) -> u64 {
+        let last = self.last_seq.get(&pid).copied().unwrap_or(0);
+        if let Some(open) = self.open.get(&pid) {
+            return if open.stmt.start_ts <= ts {
+                open.stmt.query_seq
+            } else {
+                open.stmt.query_seq.saturating_sub(1).max(1)
+            };
+        }
+        match self.last_end.get(&pid) {
+            Some(&end) if end >= ts && last > 0 => last,
+            _ => last + 1,
+        }
+    }
+
     /// A statement of `pid` is executing (started, not ended or failed).
     pub fn is_open(&self, pid: u32) -> bool {
         self.open.contains_key(&pid)
@@ -428,5 +447,23 @@ mod tests {
         // A new process reusing pid 2 starts its sequence again.
         start(&mut a, 2, 50, "SELECT 3");
         assert_eq!(a.done(2, 51).unwrap().query_seq, 1);
+    }
+
+    #[test]
+    fn samples_find_the_statement_running_at_their_time() {
+        let mut a = Assembler::default();
+        // Nothing seen yet: the first statement.
+        assert_eq!(a.seq_at(1, 5), 1);
+        start(&mut a, 1, 10, "SELECT 1");
+        assert_eq!(a.seq_at(1, 12), 1);
+        a.done(1, 20);
+        // Read during the first, arriving after it ended.
+        assert_eq!(a.seq_at(1, 15), 1);
+        // Read after it ended: the next one, whose start the writer has
+        // not seen yet.
+        assert_eq!(a.seq_at(1, 25), 2);
+        start(&mut a, 1, 30, "SELECT 2");
+        assert_eq!(a.seq_at(1, 31), 2);
+        assert_eq!(a.seq_at(1, 18), 1, "read before the open one began");
     }
 }

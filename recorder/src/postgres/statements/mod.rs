@@ -439,6 +439,10 @@ impl Statements {
     pub fn seq_for(&self, pid: u32, idle: Idle) -> Option<u64> {
         self.assembler.seq_for(pid, idle)
     }
+
+    pub fn seq_at(&self, pid: u32, ts: u64) -> u64 {
+        self.assembler.seq_at(pid, ts)
+    }
 }
 
 #[cfg(test)]
