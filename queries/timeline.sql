@@ -4,8 +4,8 @@
 --
 --   dbflight sql TRACE -f queries/timeline.sql
 --
--- source is the table an event comes from. Statements, plan nodes and
--- lock, net and scheduler events are at their ts (a statement at its
+-- source is the table an event comes from. Statements, plan nodes,
+-- lock, net and scheduler events and wait-event samples are at their ts (a statement at its
 -- start, a sched row when the thread left the CPU); a process at its
 -- first_ts (fork, or already running when the recording began) and at its
 -- last_ts when it exited before the recording ended.
@@ -51,6 +51,11 @@ events AS (
         'off-CPU ' || CAST(round(off_cpu_ns / 1e6, 3) AS VARCHAR) || ' ms state ' || CAST(state AS VARCHAR)
         || coalesce(' cpu ' || CAST(cpu AS VARCHAR), '')
     FROM sched
+    UNION ALL
+    SELECT ts, pid, tid, 'wait_events',
+        'sample: ' || coalesce(CAST(wait_event_type AS VARCHAR) || ':' || CAST(wait_event AS VARCHAR), 'on CPU')
+        || coalesce(' #' || CAST(query_seq AS VARCHAR), '')
+    FROM wait_events
     UNION ALL
     SELECT coalesce(p.first_ts, p.ts), p.pid, p.tid, 'processes',
         CASE WHEN coalesce(p.first_ts, p.ts) > b.started THEN 'fork' ELSE 'running' END

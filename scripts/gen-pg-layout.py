@@ -212,6 +212,102 @@ PORTAL_FIELDS = [
 ]
 
 
+# Wait events (the wait-event sampler): PGPROC.wait_event_info is a class in
+# the top byte and an event in the low 16 bits. The classes are the same in
+# every major; the events of Activity, Client, IPC, Timeout and IO are the
+# enumerators of WaitEvent<Class> (pgstat.h up to 13, utils/wait_event.h in
+# 14-16, utils/wait_event_types.h from 17), named as pg_stat_activity names
+# them: up to 16 by the switch in pgstat_get_wait_*() (CamelCase words, with
+# the spellings below), from 17 by generate-wait_event_types.pl, which
+# capitalises each word of the enumerator. LWLock events are tranche ids:
+# the individual locks of storage/lwlocknames.h (the name without "Lock"
+# from 13) and the BuiltinTrancheIds of storage/lwlock.h.
+WAIT_CLASSES = [
+    (0x01, "LWLock"), (0x03, "Lock"), (0x04, "BufferPin"), (0x05, "Activity"),
+    (0x06, "Client"), (0x07, "Extension"), (0x08, "IPC"), (0x09, "Timeout"),
+    (0x0A, "IO"), (0x0B, "InjectionPoint"),
+]
+WAIT_EVENT_ENUMS = ["WaitEventActivity", "WaitEventClient", "WaitEventIPC",
+                    "WaitEventTimeout", "WaitEventIO"]
+# Words pg_stat_activity (12-16) spells other than capitalised.
+WAIT_WORDS = {
+    "PG": "Pg", "BGWORKER": "BgWorker", "BGWRITER": "BgWriter", "AUTOVACUUM": "AutoVacuum",
+    "PGSTAT": "PgStat", "SYSLOGGER": "SysLogger", "BUFFILE": "BufFile", "DSM": "DSM",
+    "SLRU": "SLRU", "SSL": "SSL", "GSS": "GSS", "LIBPQWALRECEIVER": "LibPQWalReceiver",
+    "PROCARRAY": "ProcArray", "BTREE": "Btree", "SNAPBUILD": "Snapbuild",
+    "TWOPHASE": "Twophase", "BASEBACKUP": "BaseBackup", "WALSENDER": "WALSender",
+    "MQ": "MessageQueue", "DSA": "DSA", "IO": "IO", "WAL": "WAL", "MXACT": "MXact",
+    "COMMITTS": "CommitTs", "PGSTATS": "PgStats", "WALWRITE": "WALWrite",
+    "WALINSERT": "WALInsert", "ADDTODATADIR": "AddToDataDir", "RECHECKDATADIR": "ReCheckDataDir", "OID": "Oid", "XID": "Xid", "SERIALIZABLEXACT": "SerializableXact",
+}
+# Whole names that follow no word rule.
+WAIT_NAMES = {
+    "WAL_SENDER_WAIT_WAL": "WalSenderWaitForWAL",
+    "WAL_SENDER_WAIT_FOR_WAL": "WalSenderWaitForWAL",
+    "RECOVERY_WAL_STREAM": "RecoveryWalStream",
+    "RECOVERY_WAL_ALL": "RecoveryWalAll",
+    "LAUNCHER_DSA": "LogicalRepLauncherDSA",
+    "LAUNCHER_HASH": "LogicalRepLauncherHash",
+}
+
+
+def wait_event_name(major, ident):
+    """pg_stat_activity's name of enumerator WAIT_EVENT_<ident> (or LWTRANCHE_<ident>)."""
+    words = ident.split("_")
+    if major >= 17:
+        return "".join(w[:1] + w[1:].lower() for w in words)
+    if ident in WAIT_NAMES:
+        return WAIT_NAMES[ident]
+    out = []
+    for i, w in enumerate(words):
+        nxt = words[i + 1] if i + 1 < len(words) else ""
+        if w == "WAL" and nxt in ("RECEIVER", "SENDER", "WRITER", "SUMMARIZER"):
+            out.append("Wal")
+        else:
+            out.append(WAIT_WORDS.get(w, w[:1] + w[1:].lower()))
+    return "".join(out)
+
+
+def c_wait_enumerators(inc):
+    """WAIT_EVENT_* enumerators of the WaitEvent<Class> enums, and the
+    LWTRANCHE_* ones of BuiltinTrancheIds, in the headers under `inc`."""
+    text = ""
+    for h in ("pgstat.h", "utils/wait_event.h", "utils/wait_event_types.h"):
+        path = os.path.join(inc, h)
+        if os.path.exists(path):
+            with open(path) as f:
+                text += strip_c_comments(f.read())
+    events = []
+    for body, name in re.findall(r"typedef enum\s*\w*\s*\{([^}]*)\}\s*(\w+)\s*;", text):
+        if name in WAIT_EVENT_ENUMS:
+            events += re.findall(r"\b(WAIT_EVENT_\w+)", body)
+    with open(os.path.join(inc, "storage", "lwlock.h")) as f:
+        lw = strip_c_comments(f.read())
+    m = re.search(r"typedef enum BuiltinTrancheIds\s*\{([^}]*)\}", lw)
+    tranches = [t for t in re.findall(r"\b(LWTRANCHE_\w+)", m.group(1))
+                if t != "LWTRANCHE_FIRST_USER_DEFINED"]
+    return sorted(set(events)), tranches
+
+
+def rust_wait_values(text):
+    """{enumerator: value} of the same enums in bindgen output, where the
+    values are literal (`pub mod WaitEventTimeout { pub const X: Type = N; }`)."""
+    vals = {}
+    for name, body in re.findall(r"pub mod (\w+) \{(.*?)\n\}", text, re.S):
+        if name in WAIT_EVENT_ENUMS or name == "BuiltinTrancheIds":
+            for k, v in re.findall(r"pub const ((?:WAIT_EVENT|LWTRANCHE)_\w+): Type = (\d+);", body):
+                if k != "LWTRANCHE_FIRST_USER_DEFINED":
+                    vals[k] = int(v)
+    return vals
+
+
+def c_individual_lwlocks(inc, major):
+    """Tranche id -> name of the individual LWLocks (storage/lwlocknames.h)."""
+    with open(os.path.join(inc, "storage", "lwlocknames.h")) as f:
+        found = re.findall(r"#define (\w+)Lock \(&MainLWLockArray\[(\d+)\]\.lock\)", f.read())
+    return [(int(i), n if major >= 13 else n + "Lock") for n, i in found]
+
+
 def list_node(major):
     """The circular list link of LOCK.procLocks, LOCK.waitProcs,
     PROCLOCK.lockLink and PGPROC.links: SHM_QUEUE up to 15, dlist_node
@@ -472,8 +568,10 @@ def rust_locktag_enumerators(text):
 # Measuring: one compiled program per source prints `key=value` lines
 
 
-def c_program(major, plan_types, locktags):
+def c_program(major, plan_types, locktags, waits=((), ())):
     p = ['#include "postgres.h"',
+         '#include "pgstat.h"',
+         '#include "storage/lwlock.h"',
          '#include "nodes/pg_list.h"',
          '#include "nodes/plannodes.h"',
          '#include "storage/lock.h"',
@@ -522,6 +620,8 @@ def c_program(major, plan_types, locktags):
         p.append(f'  P("portal.{key}", offsetof({t}, {f}));')
         p.append(f'  P("portalsize.{key}", FSIZE({t}, {f}));')
     p.append('  P("wait.proc_size", sizeof(PGPROC));')
+    for e in waits[0] + waits[1]:
+        p.append(f'  P("we.{e}", {e});')
     p.append("  return 0;")
     p.append("}")
     return "\n".join(p) + "\n"
@@ -639,11 +739,13 @@ def measure(major, src, cache, work):
         with open(os.path.join(inc, "pg_config.h")) as f:
             version = pg_version_string(f.read())
         plan_types = plan_node_types(structs, aliases)
+        waits = c_wait_enumerators(inc)
         with open(os.path.join(d, "measure.c"), "w") as f:
-            f.write(c_program(major, plan_types, locktags))
+            f.write(c_program(major, plan_types, locktags, waits))
         cc = os.environ.get("CC", "cc")
         vals = run_program([cc, "-I", inc, "-o", "measure", "measure.c"],
                            os.path.join(d, "measure"), d)
+        vals["lwlocks"] = c_individual_lwlocks(inc, major)
     else:
         path = unpack(ARCHIVES[src.archive], cache, src.member)
         with open(path) as f:
@@ -661,6 +763,8 @@ def measure(major, src, cache, work):
         rustc = os.environ.get("RUSTC", "rustc")
         vals = run_program([rustc, "--edition", "2021", "--cfg", f'feature="pg{major}"',
                             "-o", "measure", "main.rs"], os.path.join(d, "measure"), d)
+        vals.update({f"we.{k}": v for k, v in rust_wait_values(text).items()})
+        vals["lwlocks"] = None  # bindgen drops lwlocknames.h's macros
     if vals["PG_VERSION_NUM"] // 10000 != major:
         die(f"{src.describe()}: PG_VERSION_NUM {vals['PG_VERSION_NUM']} is not PostgreSQL {major}")
     if vals["sizeof.pointer"] != 8:
@@ -702,6 +806,28 @@ def layout_from(major, src, version, plan_types, locktags, vals):
     for key, t, f, size in PORTAL_FIELDS:
         if vals[f"portalsize.{key}"] != size:
             die(f"{where}: {t}.{f} has size {vals[f'portalsize.{key}']}, expected {size}")
+    classes = dict(WAIT_CLASSES)
+    events, tranches = [], []
+    for k, v in vals.items():
+        if not k.startswith("we."):
+            continue
+        ident = k[3:]
+        if ident.startswith("LWTRANCHE_"):
+            t = ident[len("LWTRANCHE_"):]
+            # 12 registered its tranches under lower-case names ("clog",
+            # "buffer_mapping"); 13 renamed them in CamelCase.
+            name = t.lower().removesuffix("_buffers") if major == 12 else wait_event_name(major, t)
+            tranches.append((v, name))
+        else:
+            if (v >> 24) not in classes:
+                die(f"{where}: {ident} = {v:#x} is of no known wait event class")
+            events.append((v, wait_event_name(major, ident[len("WAIT_EVENT_"):])))
+    events.sort()
+    tranches.sort()
+    if len(events) < 100 or len({v for v, _ in events}) != len(events):
+        die(f"{where}: {len(events)} wait events, or some share a value")
+    if "PgSleep" not in {n for _, n in events}:
+        die(f"{where}: no PgSleep among the wait events")
     tags = dict((t, tag) for tag, t in nodes)
     if major >= 13:
         lst = ("Array", [("length", vals["list.length"]), ("elements", vals["list.elements"])])
@@ -725,11 +851,33 @@ def layout_from(major, src, version, plan_types, locktags, vals):
         "waits": [(key, vals[f"wait.{key}"]) for key, _, _, _ in WAIT_FIELDS]
         + [("link_next", vals["wait.link_next"]), ("proc_size", vals["wait.proc_size"])],
         "portal": [(key, vals[f"portal.{key}"]) for key, _, _, _ in PORTAL_FIELDS],
+        "wait_events": events,
+        "tranches": tranches,
+        "lwlocks": vals["lwlocks"],
     }
 
 
 def comparable(layout):
-    return {k: v for k, v in layout.items() if k not in ("pg_version", "source")}
+    # A bindgen source has no individual LWLock names to compare; wait
+    # events are compared where both have them (merge_names).
+    return {k: v for k, v in layout.items()
+            if k not in ("pg_version", "source", "lwlocks", "wait_events", "tranches")}
+
+
+def merge_names(lay, other, keep=True):
+    """Minor releases add wait events at the end of their enum (a backpatch
+    keeps the ABI), so two sources of one major may list different
+    numbers of them: they must name every value both have alike, and the
+    table keeps all of them."""
+    for key in ("wait_events", "tranches"):
+        mine, theirs = dict(lay[key]), dict(other[key])
+        differ = [(v, mine[v], theirs[v]) for v in mine.keys() & theirs.keys()
+                  if mine[v] != theirs[v]]
+        if differ:
+            die(f"PG {lay['major']}: {lay['source']} and {other['source']} name "
+                f"{key} differently: {differ[:5]}")
+        if keep:
+            lay[key] = sorted({**mine, **theirs}.items())
 
 
 def describe_diff(a, b):
@@ -760,7 +908,7 @@ def render(layouts, checks):
     out.append("// type names: LockTagTypeNames[] in src/backend/utils/adt/lockfuncs.c.")
     out.append("")
     out.append(
-        "use super::{ListLayout, LockTagOffsets, PgLayout, PlanOffsets, PortalOffsets, WaitOffsets};"
+        "use super::{ListLayout, LockTagOffsets, PgLayout, PlanOffsets, PortalOffsets, WaitEventNames, WaitOffsets};"
     )
     # By C name, for layouts read from a binary's DWARF (postgres::layout::dwarf).
     out.append("")
@@ -830,6 +978,18 @@ def render(layouts, checks):
             out.append(f"        {f}: {v},")
         out.append("    }),")
         out.append("};")
+        out.append("")
+        out.append(f"/// Wait event names of PostgreSQL {m}, as pg_stat_activity gives them.")
+        out.append(f"pub static WAIT_EVENTS_PG{m}: WaitEventNames = WaitEventNames {{")
+        out.append("    events: &[")
+        for v, name in lay["wait_events"]:
+            out.append(f"        ({v:#010x}, {rust_str(name)}),")
+        out.append("    ],")
+        out.append("    tranches: &[")
+        for v, name in sorted((lay["lwlocks"] or []) + lay["tranches"]):
+            out.append(f"        ({v}, {rust_str(name)}),")
+        out.append("    ],")
+        out.append("};")
     return "\n".join(out) + "\n"
 
 
@@ -876,6 +1036,9 @@ def main():
                     if other.local_dir is None:  # keep the output machine-independent
                         checks.append(f"PG {major}: PostgreSQL {o['pg_version']} "
                                       f"from {o['source']}")
+                    # Installed headers check, but add nothing: the output
+                    # must not depend on the machine.
+                    merge_names(lay, o, keep=other.local_dir is None)
                     log(f"PG {major}: agrees with {o['source']} ({o['pg_version']})")
             layouts.append(lay)
         text = render(layouts, checks)

@@ -36,6 +36,9 @@ pub const BYTES_PER_STATEMENT: &str = include_str!("../../queries/bytes_per_stat
 /// On-CPU and off-CPU time per fingerprint.
 pub const CPU_PER_STATEMENT: &str = include_str!("../../queries/cpu_per_statement.sql");
 
+/// What each fingerprint's statements waited on, from the wait-event samples.
+pub const WAIT_EVENTS: &str = include_str!("../../queries/wait_events.sql");
+
 /// The plan trees of the top fingerprints.
 pub const PLAN_SHAPES: &str = include_str!("../../queries/plan_shapes.sql");
 
@@ -64,7 +67,7 @@ pub async fn plan(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
 
 /// Every embedded file by its name in `queries/`.
 #[cfg(test)]
-pub const ALL: [(&str, &str); 11] = [
+pub const ALL: [(&str, &str); 12] = [
     ("overview", OVERVIEW),
     ("top_statements", TOP_STATEMENTS),
     ("latency_histogram", LATENCY_HISTOGRAM),
@@ -77,6 +80,7 @@ pub const ALL: [(&str, &str); 11] = [
     ("deadlocks", DEADLOCKS),
     ("bytes_per_statement", BYTES_PER_STATEMENT),
     ("cpu_per_statement", CPU_PER_STATEMENT),
+    ("wait_events", WAIT_EVENTS),
     ("plan_shapes", PLAN_SHAPES),
     ("timeline", TIMELINE),
 ];

@@ -264,6 +264,7 @@ mod tests {
             Table::ALL.len() as i64
         );
         assert_eq!(count(&ctx, "SELECT count(*) FROM lock_blockers"), 0);
+        assert_eq!(count(&ctx, "SELECT count(*) FROM wait_events"), 0);
         // The derived statement_totals, empty with queries.
         assert_eq!(count(&ctx, "SELECT count(*) FROM statement_totals"), 0);
     }

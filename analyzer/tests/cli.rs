@@ -866,7 +866,7 @@ fn report_timings_name_every_section_on_stderr_only() {
     assert!(plain.stderr.is_empty());
     let stderr = String::from_utf8_lossy(&timed.stderr);
     let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 9, "{stderr}");
+    assert_eq!(lines.len(), 10, "{stderr}");
     for (line, name) in lines.iter().zip([
         "overview",
         "top_statements",
@@ -876,6 +876,7 @@ fn report_timings_name_every_section_on_stderr_only() {
         "deadlocks",
         "bytes_per_statement",
         "cpu_per_statement",
+        "wait_events",
         "plan_shapes",
     ]) {
         // "WALL s  queries/NAME.sql", with "CPU s CPU" between on Linux.

@@ -20,7 +20,7 @@ pub use schema::Table;
 
 /// Version of the on-disk layout (directory structure, manifest, file naming).
 pub const FORMAT_VERSION: u32 = 1;
-/// Version of the table schemas: 2 adds `lock_blockers`. Readers read every
+/// Version of the table schemas: 2 adds `lock_blockers` and `wait_events`. Readers read every
 /// version up to this one (a table a version lacks reads as empty).
 pub const SCHEMA_VERSION: u32 = 2;
 /// Name of the manifest file at the root of a trace.

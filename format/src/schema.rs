@@ -1,5 +1,5 @@
 //! Arrow schemas of every table of schema version 2 (version 1 lacks
-//! `lock_blockers`; its traces read as having none).
+//! `lock_blockers` and `wait_events`; its traces read as having none).
 //!
 //! This is the contract users query against (see DESIGN.md "Tables"): a column,
 //! once released, keeps its name, type and meaning. Every event table starts
@@ -19,6 +19,7 @@ pub enum Table {
     Locks,
     LockBlockers,
     Lwlocks,
+    WaitEvents,
     Net,
     Sched,
     Processes,
@@ -26,12 +27,13 @@ pub enum Table {
 }
 
 impl Table {
-    pub const ALL: [Table; 9] = [
+    pub const ALL: [Table; 10] = [
         Table::Queries,
         Table::PlanNodes,
         Table::Locks,
         Table::LockBlockers,
         Table::Lwlocks,
+        Table::WaitEvents,
         Table::Net,
         Table::Sched,
         Table::Processes,
@@ -46,6 +48,7 @@ impl Table {
             Table::Locks => "locks",
             Table::LockBlockers => "lock_blockers",
             Table::Lwlocks => "lwlocks",
+            Table::WaitEvents => "wait_events",
             Table::Net => "net",
             Table::Sched => "sched",
             Table::Processes => "processes",
@@ -103,7 +106,9 @@ fn col(name: &str, data_type: DataType, nullable: bool) -> Field {
 
 /// Per-kind columns of `recorder_stats`: `<kind>_written`, `<kind>_dropped`,
 /// `<kind>_bytes`. (`lock_blockers` rows come with the `locks` wait_start
-/// they explain: their drops are counted there, their rows in the manifest.)
+/// they explain: their drops are counted there, their rows in the manifest.
+/// `wait_events`, new in version 2, is counted in the manifest only, so
+/// that `recorder_stats` keeps version 1's columns.)
 pub const STATS_KINDS: [Table; 7] = [
     Table::Queries,
     Table::PlanNodes,
@@ -172,6 +177,11 @@ fn build_schema(table: Table) -> Schema {
             col("tranche", Utf8, true),
             dict("mode", true),
             col("wait_ns", Int64, true),
+        ],
+        Table::WaitEvents => vec![
+            col("query_seq", UInt64, true),
+            dict("wait_event_type", true),
+            dict("wait_event", true),
         ],
         Table::Net => vec![
             dict("direction", false),

@@ -6,6 +6,9 @@ use clap::Parser;
 
 use crate::units::{Limit, parse_duration, parse_limit};
 
+/// The event kinds recorded when `--events` is not given.
+pub const DEFAULT_EVENTS: &str = "queries,plans,locks,wait_events,net,sched";
+
 /// Record what a database server does into a dbflight trace.
 ///
 /// Attaches eBPF probes to a running PostgreSQL server (all its backends,
@@ -60,11 +63,17 @@ pub struct Args {
     /// the statements running from the backends' memory every 20 ms, with no
     /// probe in the server (every statement longer than that, a share of the
     /// shorter ones); `plans=exact` sends every node of every execution from
-    /// a uprobe on ExecInitNode.
+    /// a uprobe on ExecInitNode. `wait_events` reads what each backend waits
+    /// on (PGPROC.wait_event_info, as pg_stat_activity names it) 100 times a
+    /// second from the server's memory, with no probe in the server.
+    ///
+    /// A kind of the default set that cannot run on a server is left out
+    /// with a word on stderr; a kind asked for by name that cannot run is an
+    /// error.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "queries,plans,locks,net,sched",
+        default_value = DEFAULT_EVENTS,
         value_name = "KINDS"
     )]
     pub events: Vec<String>,

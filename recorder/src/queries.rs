@@ -70,6 +70,12 @@ pub trait StatementOf {
     fn seq_at(&self, pid: u32, tid: u32, _ts: u64) -> Option<u64> {
         self.seq_for(pid, tid, Idle::Next)
     }
+
+    /// A statement of `pid` was running at `ts` (as [`seq_at`](Self::seq_at)
+    /// sees it: begun by then, not ended before).
+    fn running_at(&self, _pid: u32, _ts: u64) -> bool {
+        false
+    }
 }
 
 /// Turns statement text bytes from BPF into a string: invalid UTF-8 is

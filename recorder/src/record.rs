@@ -19,7 +19,10 @@ use crate::pipeline::drain::{self as pipeline, UserDrops, monotonic_ns};
 use crate::pipeline::sink::{Sink, SinkConfig, Stats};
 use crate::postgres::locks::probes::LockMode;
 use crate::postgres::plans::probes::PlanMode;
-use crate::postgres::plans::sampler::{self, PlanSampler, SamplerStats};
+use crate::postgres::plans::sampler::{PlanSampler, SamplerStats};
+use crate::postgres::sampling::{self, Samplers};
+use crate::postgres::wait_events::probes::WaitEventSource;
+use crate::postgres::wait_events::sampler::WaitSampler;
 use crate::postgres::{locks, lwlocks, plans, statements, target};
 use crate::probes::ProbePlan;
 use crate::probes::bpf::Recorder;
@@ -55,7 +58,15 @@ fn check_privileges() -> Result<()> {
 }
 
 /// Every event kind `--events` accepts; processes are always recorded.
-pub const EVENT_KINDS: [&str; 6] = ["queries", "plans", "locks", "lwlocks", "net", "sched"];
+pub const EVENT_KINDS: [&str; 7] = [
+    "queries",
+    "plans",
+    "locks",
+    "lwlocks",
+    "wait_events",
+    "net",
+    "sched",
+];
 
 /// The event kinds of one recording.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -68,6 +79,7 @@ pub struct EventKinds {
     /// `plans=sampled` (the default) or `plans=exact`.
     pub plans_mode: PlanMode,
     pub lwlocks: bool,
+    pub wait_events: bool,
     pub net: bool,
     pub sched: bool,
 }
@@ -80,6 +92,7 @@ impl EventKinds {
             self.plans,
             self.locks,
             self.lwlocks,
+            self.wait_events,
             self.net,
             self.sched,
         ];
@@ -127,6 +140,7 @@ impl EventKinds {
                 "plans" => &mut k.plans,
                 "locks" => &mut k.locks,
                 "lwlocks" => &mut k.lwlocks,
+                "wait_events" => &mut k.wait_events,
                 "net" => &mut k.net,
                 "sched" => &mut k.sched,
                 other => bail!(
@@ -217,17 +231,25 @@ enum Server {
 /// The event kinds of a MySQL/MariaDB recording: plans, locks and LWLocks
 /// are PostgreSQL's, left out of the default list and refused when asked for.
 fn mysql_kinds(events: &[String]) -> Result<EventKinds> {
-    let default = ["queries", "plans", "locks", "net", "sched"];
-    if events.iter().map(|e| e.trim()).eq(default) {
+    if is_default(events) {
         return EventKinds::parse(&["queries".into(), "net".into(), "sched".into()]);
     }
     let k = EventKinds::parse(events)?;
-    if k.plans || k.locks || k.lwlocks {
+    if k.plans || k.locks || k.lwlocks || k.wait_events {
         bail!(
-            "--events plans, locks and lwlocks are PostgreSQL's; a MySQL/MariaDB recording takes queries, net and sched"
+            "--events plans, locks, lwlocks and wait_events are PostgreSQL's; a MySQL/MariaDB recording takes queries, net and sched"
         );
     }
     Ok(k)
+}
+
+/// `--events` was not given: a kind of the default set that cannot run on
+/// this server is left out (with a word) rather than an error.
+fn is_default(events: &[String]) -> bool {
+    events
+        .iter()
+        .map(|e| e.trim())
+        .eq(crate::cli::DEFAULT_EVENTS.split(','))
 }
 
 /// What differs between recording PostgreSQL and MySQL: the target, its
@@ -242,13 +264,17 @@ struct Plan {
     /// `plans=sampled`: `ActivePortal`'s address in the backends, and the
     /// manifest's account.
     sampled_plans: Option<(u64, ProbePlan)>,
+    /// `wait_events`: where the sampler reads, and the manifest's account.
+    wait_events: Option<(WaitEventSource, ProbePlan)>,
+    /// The kinds recorded: those asked for, less default ones left out.
+    kinds: EventKinds,
     root: u32,
     mysql: bool,
     /// `PostgreSQL 15.18`, `MariaDB 10.11.19`, for messages.
     label: String,
 }
 
-fn plan_postgres(args: &Args, pg_spec: &str, kinds: EventKinds) -> Result<Plan> {
+fn plan_postgres(args: &Args, pg_spec: &str, mut kinds: EventKinds) -> Result<Plan> {
     let target = target::find_postgres(pg_spec)?;
     prepare_output(&args.output)?;
     let binary = args.binary.clone().unwrap_or_else(|| target.binary.clone());
@@ -257,7 +283,7 @@ fn plan_postgres(args: &Args, pg_spec: &str, kinds: EventKinds) -> Result<Plan> 
     let load_base = procfs::load_base(target.postmaster, &binary).unwrap_or(0);
     let pg_major = target.version.as_deref().and_then(target::major);
     let forced = |k| args.forced_strategy(k);
-    let layout = if kinds.plans || kinds.locks {
+    let layout = if kinds.plans || kinds.locks || (kinds.wait_events && !is_default(&args.events)) {
         Some(
             plans::probes::layout_for(
                 &binary,
@@ -338,6 +364,34 @@ fn plan_postgres(args: &Args, pg_spec: &str, kinds: EventKinds) -> Result<Plan> 
         }
         _ => None,
     };
+    let wait_events = if kinds.wait_events {
+        let layout = match layout {
+            Some(l) => Some(l),
+            // Only the default set asks for wait events without plans or
+            // locks: a layout it cannot find leaves them out below.
+            None => plans::probes::layout_for(
+                &binary,
+                &args.debug_dirs,
+                pg_major,
+                target.version.as_deref(),
+            )
+            .ok()
+            .map(|(l, _)| l),
+        };
+        match crate::postgres::wait_events::probes::plan(&elf, load_base, layout, pg_major) {
+            Ok(found) => Some(found),
+            Err(e) if is_default(&args.events) => {
+                eprintln!(
+                    "dbflight-record: {e:#}; recording the rest of the default set without it"
+                );
+                kinds.wait_events = false;
+                None
+            }
+            Err(e) => return Err(e),
+        }
+    } else {
+        None
+    };
     Ok(Plan {
         target: Target {
             kind: "postgresql".into(),
@@ -354,6 +408,8 @@ fn plan_postgres(args: &Args, pg_spec: &str, kinds: EventKinds) -> Result<Plan> 
         layout,
         mysql_thd: None,
         sampled_plans,
+        wait_events,
+        kinds,
         root: target.postmaster,
         mysql: false,
         label: format!("PostgreSQL {}", target.version.as_deref().unwrap_or("?")),
@@ -409,6 +465,8 @@ fn plan_mysql(args: &Args, spec: &str, kinds: EventKinds) -> Result<Plan> {
         layout: None,
         mysql_thd,
         sampled_plans: None,
+        wait_events: None,
+        kinds,
         root: target.pid,
         mysql: true,
         label,
@@ -427,6 +485,8 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
         layout,
         mysql_thd,
         sampled_plans,
+        wait_events,
+        kinds,
         root,
         mysql,
         label,
@@ -524,6 +584,9 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
     if let Some((_, p)) = &sampled_plans {
         manifest.probes.insert("plans".into(), p.info());
     }
+    if let Some((_, p)) = &wait_events {
+        manifest.probes.insert("wait_events".into(), p.info());
+    }
     if kinds.net {
         let info = rec.attach_net(forced("net"))?;
         manifest.probes.insert("net".into(), info);
@@ -566,6 +629,7 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
         redact_literals: args.redact_literals,
         max_query_len: args.max_query_len as usize,
         layout,
+        wait_event_names: wait_events.as_ref().map(|(src, _)| src.names),
         statements: kinds.queries,
         mysql,
     };
@@ -603,22 +667,29 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
             .name("writer".into())
             .spawn(move || pipeline::write(sink, rx, drops, lost))?
     };
-    // plans=sampled: a thread of its own, stopped before the drain.
+    // plans=sampled and wait_events: a thread of their own, stopped
+    // before the drain.
     let sampling = Arc::new(AtomicBool::new(false));
     let sampler_stats = Arc::new(SamplerStats::default());
-    let sampler_thread = match (sampled_plans, layout) {
-        (Some((active, _)), Some(layout)) => {
-            let stats = Arc::clone(&sampler_stats);
-            let sampler = PlanSampler::new(layout, active, stats)
-                .context("plans=sampled without the portal layout")?;
-            let (tx, stop, lost) = (late_tx.clone(), Arc::clone(&sampling), Arc::clone(&lost));
-            Some(
-                std::thread::Builder::new()
-                    .name("plan sampler".into())
-                    .spawn(move || sampler::run(sampler, root, tx, stop, lost))?,
-            )
-        }
-        _ => None,
+    let samplers = Samplers {
+        plans: match (sampled_plans, layout) {
+            (Some((active, _)), Some(layout)) => Some(
+                PlanSampler::new(layout, active, Arc::clone(&sampler_stats))
+                    .context("plans=sampled without the portal layout")?,
+            ),
+            _ => None,
+        },
+        waits: wait_events.map(|(src, _)| WaitSampler::new(src)),
+    };
+    let sampler_thread = if samplers.is_empty() {
+        None
+    } else {
+        let (tx, stop, lost) = (late_tx.clone(), Arc::clone(&sampling), Arc::clone(&lost));
+        Some(
+            std::thread::Builder::new()
+                .name("samplers".into())
+                .spawn(move || sampling::run(samplers, root, tx, stop, lost))?,
+        )
     };
 
     log::info!(
@@ -658,7 +729,7 @@ fn record(args: &Args, server: &Server, kinds: EventKinds) -> Result<()> {
     sampling.store(true, Ordering::Release);
     if let Some(t) = sampler_thread {
         t.join()
-            .map_err(|_| anyhow::anyhow!("the plan sampler thread panicked"))?;
+            .map_err(|_| anyhow::anyhow!("the samplers' thread panicked"))?;
         log::info!(
             "plan sampler: {} executions' plans read, {} reads dropped (the portal changed under them)",
             sampler_stats.walked.load(Ordering::Relaxed),

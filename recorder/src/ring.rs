@@ -28,6 +28,9 @@ pub const EV_MYSQL_SESSION: u16 = 19;
 pub const EV_WIRE: u16 = 28;
 /// A lock wait with the sessions holding the lock and those queued for it.
 pub const EV_LOCK_WAIT: u16 = 29;
+/// A wait-event sample: made by the recorder's sampler
+/// (`postgres::wait_events`), never by BPF.
+pub const EV_WAIT_SAMPLE: u16 = 30;
 
 /// Indexes of the BPF `drops` counters.
 pub const DROP_QUERIES: u32 = 0;
@@ -37,6 +40,8 @@ pub const DROP_LOCKS: u32 = 3;
 pub const DROP_LWLOCKS: u32 = 4;
 pub const DROP_NET: u32 = 5;
 pub const DROP_SCHED: u32 = 6;
+/// Wait-event samples the writer could not take (userspace only).
+pub const DROP_WAIT_EVENTS: u32 = 7;
 pub const DROP_KINDS: u32 = 8;
 
 /// Capacity of a statement's text in one event (`QUERY_TEXT_CAP`).
@@ -85,6 +90,7 @@ pub fn drop_kind_of(kind: u16) -> u32 {
         EV_LWLOCK => DROP_LWLOCKS,
         EV_NET => DROP_NET,
         EV_SCHED => DROP_SCHED,
+        EV_WAIT_SAMPLE => DROP_WAIT_EVENTS,
         EV_PROC_FORK | EV_PROC_EXIT | EV_PROC_TITLE => DROP_PROCESSES,
         _ => DROP_QUERIES,
     }
@@ -101,6 +107,7 @@ pub fn drop_kind_table(kind: usize) -> Option<dbflight_format::Table> {
         DROP_LWLOCKS => Some(Table::Lwlocks),
         DROP_NET => Some(Table::Net),
         DROP_SCHED => Some(Table::Sched),
+        DROP_WAIT_EVENTS => Some(Table::WaitEvents),
         _ => None,
     }
 }

@@ -1061,3 +1061,109 @@ fn lwlocks_on_request_with_tranche_names() {
     let written: i64 = stats.iter().map(|r| num(r, "lwlocks_written")).sum();
     assert_eq!(written as usize, lw.len());
 }
+
+/// The wait events of `pid` sampled while `seq` ran, between `from` and
+/// `to`: `type:event` (`CPU` for a sample with none).
+fn sampled_waits(t: &TraceFiles, pid: i64, seq: i64, from: i64, to: i64) -> Vec<String> {
+    rows(t, Table::WaitEvents)
+        .iter()
+        .filter(|r| num(r, "pid") == pid && (from..=to).contains(&num(r, "ts")))
+        .map(|r| {
+            assert_eq!(num(r, "query_seq"), seq, "a sample names its statement");
+            match (text(r, "wait_event_type"), text(r, "wait_event")) {
+                (Some(c), Some(e)) => format!("{c}:{e}"),
+                _ => "CPU".to_string(),
+            }
+        })
+        .collect()
+}
+
+/// The default `wait_events`: 100 samples a second of what each backend
+/// waits on, named as pg_stat_activity names it (checked against the
+/// server's own pg_stat_activity while it happens), tied to the statement:
+/// a reader blocked by LOCK TABLE shows Lock:relation, its holder's
+/// pg_sleep Timeout:PgSleep.
+#[test]
+fn wait_events_of_a_lock_wait_and_a_sleep() {
+    let Some(bindir) = preflight("wait_events_of_a_lock_wait_and_a_sleep") else {
+        return;
+    };
+    let _serial = serial();
+    let pg = PgCluster::start(&bindir);
+    pg.psql("CREATE TABLE we (id int)");
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = tmp.path().join("trace");
+    let rec = Recording::start(pg.postmaster_pid(), &trace, &[]);
+    let holder = pg.psql_spawn(
+        "BEGIN; LOCK TABLE we IN ACCESS EXCLUSIVE MODE; SELECT /* dbf-we-hold */ pg_sleep(1); COMMIT",
+        false,
+    );
+    pg.wait_until(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE relation = 'we'::regclass AND mode = 'AccessExclusiveLock' AND granted)",
+    );
+    let reader = pg.psql_spawn("SELECT /* dbf-we-read */ count(*) FROM we", false);
+    // The markers split in two, so that these queries do not match themselves.
+    let activity = |marker: &str| {
+        pg.psql(&format!(
+            "SELECT wait_event_type || ':' || wait_event FROM pg_stat_activity WHERE query LIKE '%dbf-we-' || '{marker}%'"
+        ))
+        .trim()
+        .to_string()
+    };
+    pg.wait_until(
+        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE '%dbf-we-' || 'read%' AND wait_event_type = 'Lock')",
+    );
+    let server_reader = activity("read");
+    let server_holder = activity("hold");
+    assert!(finish(holder).0 && finish(reader).0);
+    let t = rec.stop();
+    assert_eq!(server_reader, "Lock:relation", "pg_stat_activity");
+    assert_eq!(server_holder, "Timeout:PgSleep", "pg_stat_activity");
+    let m = Manifest::read(&trace).unwrap();
+    assert_eq!(m.probes["wait_events"].strategy, "memory");
+    assert!(m.options.events.iter().any(|e| e == "wait_events"));
+
+    let share = |got: &[String], want: &str| {
+        got.iter().filter(|s| *s == want).count() as f64 / got.len().max(1) as f64
+    };
+    // The reader, from its wait's start to its end.
+    let (pid, seq, ..) = statement(&t, "dbf-we-read");
+    let locks = rows(&t, Table::Locks);
+    let at = |event: &str| {
+        locks
+            .iter()
+            .find(|r| num(r, "pid") == pid && text(r, "event") == Some(event))
+            .map(|r| num(r, "ts"))
+            .unwrap_or_else(|| panic!("no {event} of the reader: {locks:?}"))
+    };
+    let (from, to) = (at("wait_start"), at("wait_end"));
+    let got = sampled_waits(&t, pid, seq, from, to);
+    let lock = share(&got, &server_reader);
+    eprintln!(
+        "reader: {} samples in its {} ms wait, {:.0} % {server_reader}",
+        got.len(),
+        (to - from) / 1_000_000,
+        lock * 100.0
+    );
+    assert!(got.len() >= 40, "about 100 samples a second: {got:?}");
+    assert!(lock >= 0.8, "{got:?}");
+    // The holder, during its pg_sleep.
+    let (pid, seq, start, end) = statement(&t, "dbf-we-hold");
+    let got = sampled_waits(&t, pid, seq, start, end);
+    let sleep = share(&got, &server_holder);
+    eprintln!(
+        "holder: {} samples in its pg_sleep(1), {:.0} % {server_holder}",
+        got.len(),
+        sleep * 100.0
+    );
+    assert!(got.len() >= 50, "{got:?}");
+    assert!(sleep >= 0.8, "{got:?}");
+    // Idle sessions are not sampled: no row outside a statement is ClientRead.
+    assert!(
+        rows(&t, Table::WaitEvents)
+            .iter()
+            .all(|r| !(r["query_seq"].is_none() && text(r, "wait_event") == Some("ClientRead"))),
+        "an idle session's ClientRead is left out"
+    );
+    check_recorder_stats(&t);
+}

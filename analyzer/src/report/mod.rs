@@ -35,7 +35,7 @@ pub struct SectionDef {
 }
 
 /// The sections in the order they are written.
-pub const SECTIONS: [SectionDef; 9] = [
+pub const SECTIONS: [SectionDef; 10] = [
     SectionDef {
         id: "overview",
         title: "Overview",
@@ -83,6 +83,12 @@ pub const SECTIONS: [SectionDef; 9] = [
         title: "On-CPU vs off-CPU time per statement",
         sql: queries::CPU_PER_STATEMENT,
         empty: "No scheduler events in this trace (recorded with --events sched?).",
+    },
+    SectionDef {
+        id: "wait_events",
+        title: "Wait events per statement",
+        sql: queries::WAIT_EVENTS,
+        empty: "No wait events in this trace (PostgreSQL, recorded with --events wait_events?).",
     },
     SectionDef {
         id: "plan_shapes",

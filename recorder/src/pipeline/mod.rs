@@ -16,6 +16,7 @@ use crate::postgres::locks::{self, LockEvent};
 use crate::postgres::lwlocks::{self, LwlockEvent};
 use crate::postgres::plans::{self, PlanNodeEvent};
 use crate::postgres::statements::{self, StatementEvent};
+use crate::postgres::wait_events::{self, WaitSample};
 use crate::ring::*;
 
 /// A decoded ring-buffer record, by the kind that reads it.
@@ -30,6 +31,7 @@ pub enum Event<'a> {
     Lwlock(LwlockEvent),
     Net(NetRecord),
     Sched(SchedRecord),
+    WaitSample(WaitSample),
 }
 
 /// Decodes one record; `None` for a record too short or of unknown kind.
@@ -47,6 +49,7 @@ pub fn decode(buf: &[u8]) -> Option<Event<'_>> {
         EV_LWLOCK => Event::Lwlock(lwlocks::decode(buf)?),
         EV_NET => Event::Net(net::decode(buf)?),
         EV_SCHED => Event::Sched(sched::decode(buf)?),
+        EV_WAIT_SAMPLE => Event::WaitSample(wait_events::decode(buf)?),
         _ => return None,
     })
 }

@@ -20,12 +20,13 @@ use crate::mysql::Mysql;
 use crate::os::net::Net;
 use crate::os::processes::{ProcessEvent, Processes, processes_batch};
 use crate::os::sched::Sched;
-use crate::postgres::layout::PgLayout;
+use crate::postgres::layout::{PgLayout, WaitEventNames};
 use crate::postgres::locks::Locks;
 use crate::postgres::locks::blockers::LockBlockers;
 use crate::postgres::lwlocks::Lwlocks;
 use crate::postgres::plans::PlanNodes;
 use crate::postgres::statements::Statements;
+use crate::postgres::wait_events::WaitEvents;
 use crate::queries::{Idle, QueryRow, Statement, StatementOf, queries_batch};
 use crate::ring::{DROP_KINDS, drop_kind_table};
 use crate::rows::{Clock, EventRows};
@@ -48,6 +49,8 @@ pub struct SinkConfig {
     pub redact_literals: bool,
     /// The server major's layout: decodes plan nodes and lock tags.
     pub layout: Option<&'static PgLayout>,
+    /// The server major's wait event names (`wait_events`).
+    pub wait_event_names: Option<&'static WaitEventNames>,
     /// Statements are recorded: other events can name theirs (`query_seq`).
     pub statements: bool,
     /// A MySQL/MariaDB server: statements are per thread (`tid`).
@@ -83,6 +86,10 @@ impl StatementOf for Sources {
             Some(self.pg.seq_at(pid, ts))
         }
     }
+
+    fn running_at(&self, pid: u32, ts: u64) -> bool {
+        self.recorded && !self.is_mysql && self.pg.running_at(pid, ts)
+    }
 }
 
 pub struct Sink {
@@ -101,6 +108,7 @@ pub struct Sink {
     lwlocks: Lwlocks,
     net: Net,
     sched: Sched,
+    wait_events: WaitEvents,
     segment_start_mono: u64,
     /// Kernel drop counters at the start of the open segment.
     drops_seen: [u64; DROP_KINDS as usize],
@@ -136,6 +144,7 @@ impl Sink {
             lwlocks: Lwlocks::default(),
             net: Net::default(),
             sched: Sched::default(),
+            wait_events: WaitEvents::new(cfg.wait_event_names, cfg.layout),
             cfg,
             processes,
             finished: Vec::new(),
@@ -148,12 +157,13 @@ impl Sink {
     }
 
     /// The event tables, in the order their rows are written.
-    fn tables(&mut self) -> [&mut dyn EventRows; 6] {
+    fn tables(&mut self) -> [&mut dyn EventRows; 7] {
         [
             &mut self.plans,
             &mut self.locks,
             &mut self.lock_blockers,
             &mut self.lwlocks,
+            &mut self.wait_events,
             &mut self.net,
             &mut self.sched,
         ]
@@ -163,6 +173,9 @@ impl Sink {
         self.stats.events.fetch_add(1, Ordering::Relaxed);
         match ev {
             Event::Statement(e) => {
+                let (pid, ts) = e.pid_ts();
+                self.wait_events
+                    .before_statement_event(pid, ts, &self.sources);
                 self.sources.pg.on_event(e, &mut self.finished);
                 self.take_finished();
             }
@@ -185,6 +198,7 @@ impl Sink {
                 }
             }
             Event::Sched(e) => self.sched.on_event(&e),
+            Event::WaitSample(s) => self.wait_events.on_sample(s),
         }
     }
 
@@ -195,6 +209,8 @@ impl Sink {
                 ts, parent, child, ..
             } => self.processes.add(child, Some(parent), ts),
             ProcessEvent::Exit { ts, pid, comm, .. } => {
+                self.wait_events
+                    .before_statement_event(pid, ts, &self.sources);
                 self.sources.pg.exit(pid, &mut self.finished);
                 if self.cfg.mysql {
                     self.sources.mysql.finish_all(&mut self.finished);
@@ -271,6 +287,10 @@ impl Sink {
     /// titles, rotate and expire segments.
     pub fn tick(&mut self, now_mono: u64, kernel_drops: [u64; DROP_KINDS as usize]) -> Result<()> {
         self.processes.refresh_unsettled();
+        self.wait_events.settle(
+            now_mono.saturating_sub(crate::postgres::wait_events::SETTLE_NS),
+            &self.sources,
+        );
         self.flush_rows()?;
         let kernel_total: u64 = kernel_drops.iter().sum();
         let user_total: u64 = self.user_drops.iter().sum();
@@ -357,6 +377,8 @@ impl Sink {
         now_mono: u64,
         kernel_drops: [u64; DROP_KINDS as usize],
     ) -> Result<Manifest> {
+        // Everything is drained: the samples see the statements as they stand.
+        self.wait_events.settle(u64::MAX, &self.sources);
         self.sources.pg.finish_all(&mut self.finished);
         self.sources.mysql.finish_all(&mut self.finished);
         self.take_finished();
@@ -402,6 +424,7 @@ mod tests {
             redact_literals: redact,
             max_query_len: 4096,
             layout: None,
+            wait_event_names: None,
             statements: true,
             mysql: false,
         };

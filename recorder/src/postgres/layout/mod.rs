@@ -164,6 +164,95 @@ pub struct PortalOffsets {
     pub planned_stmt_subplans: u16,
 }
 
+/// The names pg_stat_activity gives a major's wait events
+/// (`PGPROC.wait_event_info`: the class in the top byte, the event in the
+/// low 16 bits), generated with the layouts.
+#[derive(Debug, PartialEq)]
+pub struct WaitEventNames {
+    /// Full `wait_event_info` -> name, for Activity, Client, IPC, Timeout
+    /// and IO; sorted.
+    pub events: &'static [(u32, &'static str)],
+    /// LWLock tranche id -> name: the individual locks (where the headers
+    /// name them) and the built-in tranches; sorted.
+    pub tranches: &'static [(u16, &'static str)],
+}
+
+/// Wait event names of every known major, oldest first.
+pub static WAIT_EVENTS: [(u32, &WaitEventNames); 6] = [
+    (12, &generated::WAIT_EVENTS_PG12),
+    (13, &generated::WAIT_EVENTS_PG13),
+    (14, &generated::WAIT_EVENTS_PG14),
+    (15, &generated::WAIT_EVENTS_PG15),
+    (16, &generated::WAIT_EVENTS_PG16),
+    (17, &generated::WAIT_EVENTS_PG17),
+];
+
+/// The wait event names of PostgreSQL `major`.
+pub fn wait_events_for(major: u32) -> Option<&'static WaitEventNames> {
+    WAIT_EVENTS
+        .iter()
+        .find(|(m, _)| *m == major)
+        .map(|&(_, n)| n)
+}
+
+/// pg_stat_activity's `wait_event_type` of class byte `class`.
+pub fn wait_class_name(class: u8) -> Option<&'static str> {
+    Some(match class {
+        0x01 => "LWLock",
+        0x03 => "Lock",
+        0x04 => "BufferPin",
+        0x05 => "Activity",
+        0x06 => "Client",
+        0x07 => "Extension",
+        0x08 => "IPC",
+        0x09 => "Timeout",
+        0x0A => "IO",
+        0x0B => "InjectionPoint",
+        _ => return None,
+    })
+}
+
+impl WaitEventNames {
+    /// `(wait_event_type, wait_event)` of a `wait_event_info` as
+    /// pg_stat_activity shows them; `None` for 0 (not waiting). An event
+    /// this table does not name (an extension's tranche, a newer minor's
+    /// event) is shown by number, so nothing is dropped.
+    pub fn name(&self, info: u32, layout: Option<&PgLayout>) -> Option<(&'static str, String)> {
+        if info == 0 {
+            return None;
+        }
+        let class = (info >> 24) as u8;
+        let event = (info & 0xffff) as u16;
+        let Some(class_name) = wait_class_name(class) else {
+            return Some(("unknown", format!("{info:#010x}")));
+        };
+        let found = match class_name {
+            "LWLock" => self
+                .tranches
+                .binary_search_by_key(&event, |&(t, _)| t)
+                .ok()
+                .map(|i| self.tranches[i].1.to_string()),
+            "Lock" => layout
+                .and_then(|l| l.lock_type_name(event as u8))
+                .map(str::to_string),
+            "BufferPin" => Some("BufferPin".into()),
+            "Extension" => Some("Extension".into()),
+            _ => self
+                .events
+                .binary_search_by_key(&info, |&(v, _)| v)
+                .ok()
+                .map(|i| self.events[i].1.to_string()),
+        };
+        Some((
+            class_name,
+            found.unwrap_or_else(|| match class_name {
+                "LWLock" => format!("tranche {event}"),
+                _ => format!("{info:#010x}"),
+            }),
+        ))
+    }
+}
+
 /// Every known layout, oldest major first.
 pub static ALL: [&PgLayout; 6] = [
     &generated::PG12,

@@ -1,7 +1,7 @@
 //! `plans=sampled` (the default): the plans of the statements backends are
 //! running, read from their memory, with no probe in the server.
 //!
-//! Every [`TICK`], for each backend, the recorder reads the global
+//! Every [`SAMPLE_TICK`](super::SAMPLE_TICK), for each backend, the recorder reads the global
 //! `ActivePortal` (set while a portal runs, NULL between statements) with
 //! `process_vm_readv`. A portal not walked yet (told apart by its address
 //! and `creation_time`) is walked: `PortalData.stmts` lists its
@@ -21,18 +21,16 @@
 //! counted as torn and dropped.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustc_hash::FxHashMap as HashMap;
 
 use super::{PLAN_CHILDREN_CAP, PLAN_HEAD_CAP, PlanRecord};
-use crate::os::procfs;
-use crate::pipeline::drain::{Chunk, UserDrops, monotonic_ns};
+use crate::os::procmem::{read, read_u32, read_u64};
+use crate::pipeline::drain::{Chunk, monotonic_ns};
 use crate::postgres::layout::{ListLayout, PgLayout, PortalOffsets};
-use crate::ring::{DROP_PLANS, EV_PLAN_NODE, EventHeader, bytes_of};
+use crate::ring::{EV_PLAN_NODE, EventHeader, bytes_of};
 
-use super::SAMPLE_TICK as TICK;
 /// Plan nodes of one statement beyond this are not read (a torn walk could
 /// otherwise run through garbage).
 const MAX_NODES: usize = 1000;
@@ -264,74 +262,9 @@ fn u64_at(head: &[u8; PLAN_HEAD_CAP], off: u16) -> u64 {
         .map_or(0, |b| u64::from_ne_bytes(b.try_into().unwrap_or([0; 8])))
 }
 
-/// `buf.len()` bytes at `addr` in process `pid`, all or nothing.
-fn read(pid: u32, addr: u64, buf: &mut [u8]) -> Option<()> {
-    let local = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    let remote = libc::iovec {
-        iov_base: addr as *mut libc::c_void,
-        iov_len: buf.len(),
-    };
-    // SAFETY: `local` describes `buf`, writable for its length; the remote
-    // range is only read, by the kernel, which checks it.
-    let n = unsafe { libc::process_vm_readv(pid as libc::pid_t, &local, 1, &remote, 1, 0) };
-    (n == buf.len() as isize).then_some(())
-}
-
-fn read_u64(pid: u32, addr: u64) -> Option<u64> {
-    let mut b = [0u8; 8];
-    read(pid, addr, &mut b)?;
-    Some(u64::from_ne_bytes(b))
-}
-
-fn read_u32(pid: u32, addr: u64) -> Option<u32> {
-    let mut b = [0u8; 4];
-    read(pid, addr, &mut b)?;
-    Some(u32::from_ne_bytes(b))
-}
-
-/// The sampler's thread: looks at the children of `root` every [`TICK`]
-/// until `stop`, and hands what it read to the writer like a ring chunk (a
-/// full channel drops it and counts its records as plan drops).
-pub fn run(
-    mut sampler: PlanSampler,
-    root: u32,
-    tx: SyncSender<Chunk>,
-    stop: Arc<AtomicBool>,
-    lost: Arc<UserDrops>,
-) {
-    while !stop.load(Ordering::Acquire) {
-        // Listed every time (one small read of /proc): a connection that
-        // lives for less than a second is still looked at.
-        let pids = procfs::children(root);
-        let mut chunk = Chunk::new();
-        sampler.sample(&pids, &mut chunk);
-        if !chunk.is_empty()
-            && let Err(TrySendError::Full(c)) = tx.try_send(chunk)
-        {
-            let n = crate::pipeline::drain::records(&c).count() as u64;
-            let mut lost = lost.0.lock().unwrap_or_else(|e| e.into_inner());
-            lost[DROP_PLANS as usize] += n;
-        }
-        std::thread::sleep(TICK);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Reading this very process: a value in a buffer, and an address that
-    /// is not mapped.
-    #[test]
-    fn reads_another_address_space_all_or_nothing() {
-        let me = std::process::id();
-        let value: u64 = 0x1122_3344_5566_7788;
-        assert_eq!(read_u64(me, &value as *const u64 as u64), Some(value));
-        assert_eq!(read_u64(me, 8), None, "page 0 is never mapped");
-    }
 
     /// A plan tree laid out in this process's memory as PostgreSQL 15 lays
     /// it out: a portal, its statement, a Hash Join over a Seq Scan and a

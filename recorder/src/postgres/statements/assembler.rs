@@ -262,6 +262,17 @@ impl Assembler {
         }
     }
 
+    /// A statement of `pid` was running at `ts`: the open one began by
+    /// then, or the last one ended at or after it (and began before, as
+    /// the open one, when it was open, did not begin after `ts`: the
+    /// writer sees a statement's start before its end).
+    pub fn running_at(&self, pid: u32, ts: u64) -> bool {
+        match self.open.get(&pid) {
+            Some(open) => open.stmt.start_ts <= ts,
+            None => self.last_end.get(&pid).is_some_and(|&end| end >= ts),
+        }
+    }
+
     /// A statement of `pid` is executing (started, not ended or failed).
     pub fn is_open(&self, pid: u32) -> bool {
         self.open.contains_key(&pid)

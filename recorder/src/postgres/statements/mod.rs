@@ -443,6 +443,24 @@ impl Statements {
     pub fn seq_at(&self, pid: u32, ts: u64) -> u64 {
         self.assembler.seq_at(pid, ts)
     }
+
+    pub fn running_at(&self, pid: u32, ts: u64) -> bool {
+        self.assembler.running_at(pid, ts)
+    }
+}
+
+impl StatementEvent<'_> {
+    /// The backend and time of the event.
+    pub fn pid_ts(&self) -> (u32, u64) {
+        match *self {
+            StatementEvent::QueryStart { ts, pid, .. }
+            | StatementEvent::QueryDone { ts, pid, .. }
+            | StatementEvent::TxnAbort { ts, pid, .. }
+            | StatementEvent::ErrorReport { ts, pid, .. }
+            | StatementEvent::QueryComplete { ts, pid, .. }
+            | StatementEvent::Wire { ts, pid, .. } => (pid, ts),
+        }
+    }
 }
 
 #[cfg(test)]
