@@ -392,6 +392,7 @@ fn text_report_has_every_section_and_the_plan_tree() {
         "Deadlocks (queries/deadlocks.sql)",
         "Bytes per statement (queries/bytes_per_statement.sql)",
         "On-CPU vs off-CPU time per statement (queries/cpu_per_statement.sql)",
+        "Wait events per statement (queries/wait_events.sql)",
         "Plan shapes of the top statements (queries/plan_shapes.sql)",
     ] {
         assert!(
@@ -580,6 +581,7 @@ fn sections_without_data_say_so_in_one_line() {
             "On-CPU vs off-CPU time",
             "No scheduler events in this trace",
         ),
+        ("Wait events per statement", "No wait events in this trace"),
         ("Plan shapes", "No plan nodes in this trace"),
     ] {
         let lines = section(&report, title);

@@ -700,6 +700,35 @@ fn locks_sample_plan_bytes_and_cpu() {
     assert!(count["off_cpu_ms"].as_f64().unwrap() >= 600.0, "{count}");
 }
 
+/// The default event set's sample (`lock-waits-pg15`) has wait events: B's
+/// SELECT waited ~0.7 s on A's table lock (about 70 samples at 100 a
+/// second), and `pg_sleep(0.5)` slept half a second. The exact-locks
+/// sample was recorded without them and has none.
+#[test]
+fn lock_waits_sample_wait_events_per_fingerprint() {
+    let rows = query_json(LOCK_WAITS, "wait_events");
+    let samples = |fp: &str, event: &str| {
+        rows.iter()
+            .find(|r| r["fingerprint"] == fp && r["wait_event"] == event)
+            .and_then(|r| r["samples"].as_i64())
+            .unwrap_or_else(|| panic!("no {event} for {fp}: {rows:#?}"))
+    };
+    let lock = samples("SELECT count(*) FROM accounts", "Lock:relation");
+    assert!((55..=85).contains(&lock), "~0.7 s of Lock:relation: {lock}");
+    let sleep = samples("SELECT pg_sleep($1)", "Timeout:PgSleep");
+    assert!(
+        (40..=55).contains(&sleep),
+        "~0.5 s of Timeout:PgSleep: {sleep}"
+    );
+    let report = dbflight(&["report", LOCK_WAITS]);
+    assert!(
+        report.contains("Wait events per statement (queries/wait_events.sql)"),
+        "{report}"
+    );
+    let none = query_json(LOCKS, "wait_events");
+    assert!(none.is_empty(), "{none:?}");
+}
+
 #[test]
 fn report_on_the_locks_sample() {
     let text = dbflight(&["report", LOCKS]);
