@@ -283,7 +283,7 @@ fn plan_postgres(args: &Args, pg_spec: &str, mut kinds: EventKinds) -> Result<Pl
     let load_base = procfs::load_base(target.postmaster, &binary).unwrap_or(0);
     let pg_major = target.version.as_deref().and_then(target::major);
     let forced = |k| args.forced_strategy(k);
-    let layout = if kinds.plans || kinds.locks || (kinds.wait_events && !is_default(&args.events)) {
+    let layout = if kinds.plans || kinds.locks {
         Some(
             plans::probes::layout_for(
                 &binary,
@@ -367,8 +367,8 @@ fn plan_postgres(args: &Args, pg_spec: &str, mut kinds: EventKinds) -> Result<Pl
     let wait_events = if kinds.wait_events {
         let layout = match layout {
             Some(l) => Some(l),
-            // Only the default set asks for wait events without plans or
-            // locks: a layout it cannot find leaves them out below.
+            // Without plans and locks: a layout not found is said below,
+            // as what wait events lack.
             None => plans::probes::layout_for(
                 &binary,
                 &args.debug_dirs,

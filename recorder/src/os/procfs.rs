@@ -38,14 +38,33 @@ pub fn cgroup(pid: u32) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Direct children of `pid` (scans /proc).
+/// Direct children of `pid`: from `/proc/PID/task/TID/children`, one small
+/// read per thread (the samplers ask 100 times a second), else (a kernel
+/// without CONFIG_PROC_CHILDREN) by reading every process's parent, which
+/// costs a file per process.
 pub fn children(pid: u32) -> Vec<u32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&p| ppid(p) == Some(pid))
-        .collect()
+    children_of_tasks(pid).unwrap_or_else(|| {
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|&p| ppid(p) == Some(pid))
+            .collect()
+    })
+}
+
+/// The children files of every thread of `pid`; `None` when the kernel has
+/// none (or `pid` is gone).
+fn children_of_tasks(pid: u32) -> Option<Vec<u32>> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let task = task.ok()?;
+        let list = std::fs::read_to_string(task.path().join("children")).ok()?;
+        out.extend(list.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+    }
+    out.sort_unstable();
+    out.dedup();
+    Some(out)
 }
 
 /// `/proc/PID/exe`: a path the kernel resolves to the process's binary even
@@ -110,6 +129,26 @@ mod tests {
 7f0000000000-7f0000001000 r--p 00000000 fe:01 99 /usr/lib/libc.so.6";
         assert_eq!(parse_load_base(maps, 4242), Some(0x55d0aa000000));
         assert_eq!(parse_load_base(maps, 1), None);
+    }
+
+    /// Two children of this process, found by either way.
+    #[test]
+    fn children_of_this_process() {
+        let mut kids: Vec<std::process::Child> = (0..2)
+            .map(|_| std::process::Command::new("sleep").arg("5").spawn().unwrap())
+            .collect();
+        let want: Vec<u32> = kids.iter().map(|k| k.id()).collect();
+        let me = std::process::id();
+        let fast = children_of_tasks(me).expect("CONFIG_PROC_CHILDREN on this kernel");
+        let found = children(me);
+        for k in &mut kids {
+            let _ = k.kill();
+            let _ = k.wait();
+        }
+        for p in &want {
+            assert!(fast.contains(p) && found.contains(p), "{p}: {fast:?} {found:?}");
+        }
+        assert_eq!(children_of_tasks(u32::MAX), None, "no such process");
     }
 
     #[test]
