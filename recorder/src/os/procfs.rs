@@ -60,7 +60,10 @@ fn children_of_tasks(pid: u32) -> Option<Vec<u32>> {
     for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
         let task = task.ok()?;
         let list = std::fs::read_to_string(task.path().join("children")).ok()?;
-        out.extend(list.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+        out.extend(
+            list.split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok()),
+        );
     }
     out.sort_unstable();
     out.dedup();
@@ -135,7 +138,12 @@ mod tests {
     #[test]
     fn children_of_this_process() {
         let mut kids: Vec<std::process::Child> = (0..2)
-            .map(|_| std::process::Command::new("sleep").arg("5").spawn().unwrap())
+            .map(|_| {
+                std::process::Command::new("sleep")
+                    .arg("5")
+                    .spawn()
+                    .unwrap()
+            })
             .collect();
         let want: Vec<u32> = kids.iter().map(|k| k.id()).collect();
         let me = std::process::id();
@@ -146,7 +154,10 @@ mod tests {
             let _ = k.wait();
         }
         for p in &want {
-            assert!(fast.contains(p) && found.contains(p), "{p}: {fast:?} {found:?}");
+            assert!(
+                fast.contains(p) && found.contains(p),
+                "{p}: {fast:?} {found:?}"
+            );
         }
         assert_eq!(children_of_tasks(u32::MAX), None, "no such process");
     }

@@ -89,6 +89,9 @@ pub struct WaitEvents {
     /// Samples not resolved yet, per backend, oldest first.
     pending: HashMap<u32, VecDeque<WaitSample>>,
     rows: Vec<WaitEventRow>,
+    /// Every sample before this has been resolved ([`settle`](Self::settle)):
+    /// rows before it can be written in time order.
+    complete_before: u64,
 }
 
 impl WaitEvents {
@@ -98,6 +101,7 @@ impl WaitEvents {
             layout,
             pending: HashMap::default(),
             rows: Vec::new(),
+            complete_before: 0,
         }
     }
 
@@ -131,10 +135,10 @@ impl WaitEvents {
             }
             !q.is_empty()
         });
-        due.sort_by_key(|s| s.ts);
         for s in due {
             self.resolve(s, statements);
         }
+        self.complete_before = self.complete_before.max(upto);
     }
 
     fn resolve(&mut self, s: WaitSample, statements: &impl StatementOf) {
@@ -167,10 +171,18 @@ impl EventRows for WaitEvents {
     }
 
     fn take_batch(&mut self, clock: Clock) -> Result<Option<RecordBatch>, ArrowError> {
-        if self.rows.is_empty() {
+        // Rows in time order, also from one batch to the next: only those
+        // before the settled mark, whose every sample is in.
+        let cut = self.complete_before;
+        let (mut ready, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.rows)
+            .into_iter()
+            .partition(|r| r.ts < cut);
+        self.rows = later;
+        if ready.is_empty() {
             return Ok(None);
         }
-        wait_events_batch(&std::mem::take(&mut self.rows), clock).map(Some)
+        ready.sort_by_key(|r| (r.ts, r.pid));
+        wait_events_batch(&ready, clock).map(Some)
     }
 }
 
@@ -272,8 +284,54 @@ mod tests {
             })
             .unwrap()
             .unwrap();
+        let ts = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::TimestampNanosecondArray>()
+            .unwrap();
+        assert!(ts.values().windows(2).all(|w| w[0] <= w[1]), "in ts order");
         assert_eq!(b.num_rows(), 7);
         assert_eq!(b.schema(), Table::WaitEvents.schema());
+    }
+
+    /// A backend's sample resolved by its next statement event still waits
+    /// for the settled mark, so that rows leave in time order across
+    /// batches.
+    #[test]
+    fn rows_wait_for_the_settled_mark_and_leave_in_time_order() {
+        let names = wait_events_for(15).unwrap();
+        let read = names
+            .events
+            .iter()
+            .find(|(_, e)| *e == "DataFileRead")
+            .unwrap()
+            .0;
+        let mut w = WaitEvents::new(Some(names), for_major(15));
+        let clock = Clock {
+            monotonic_to_utc_ns: 0,
+        };
+        w.on_sample(WaitSample {
+            ts: 150,
+            pid: 1,
+            info: 0x0300_0000,
+        });
+        w.on_sample(WaitSample {
+            ts: 120,
+            pid: 3,
+            info: read,
+        });
+        w.before_statement_event(1, 160, &OneStatement);
+        assert!(
+            w.take_batch(clock).unwrap().is_none(),
+            "nothing settled yet"
+        );
+        w.settle(140, &OneStatement);
+        let first = w.take_batch(clock).unwrap().unwrap();
+        assert_eq!(first.num_rows(), 1, "only the sample before the mark");
+        w.settle(u64::MAX, &OneStatement);
+        let second = w.take_batch(clock).unwrap().unwrap();
+        assert_eq!(second.num_rows(), 1);
+        assert!(w.take_batch(clock).unwrap().is_none());
     }
 
     #[test]
