@@ -67,7 +67,8 @@ EOF
   done
 done
 off_window
-kill -INT "$bench_pid" 2>/dev/null || true
+# $bench_pid is the shell running pgb; pgbench is its child.
+pkill -INT -P "$bench_pid" pgbench 2>/dev/null || true
 wait "$bench_pid" 2>/dev/null || true
 
 python3 - "$work/progress" "$windows" "$WIN" "$PGBENCH_ARGS -c $CLIENTS -j $THREADS, scale $SCALE" "${sets[@]}" <<'EOF'

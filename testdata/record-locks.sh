@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Records testdata/locks-pg15 (MODE exact: every lock acquisition and
-# release, --events queries,plans,locks=exact,net,sched) or
+# release and every plan node, --events queries,plans=exact,locks=exact,net,sched) or
 # testdata/lock-waits-pg15 (MODE waits: the default event kinds, lock waits
 # with the sessions blocking them): a real trace, made by dbflight-record on
 # a throwaway PostgreSQL cluster, of scenarios whose answers are known in
@@ -22,7 +22,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 rec=${DBFLIGHT_RECORD:-$here/target/release/dbflight-record}
 mode=${1:-exact}
 case "$mode" in
-  exact) out="$here/testdata/locks-pg15"; events=(--events queries,plans,locks=exact,net,sched) ;;
+  exact) out="$here/testdata/locks-pg15"; events=(--events queries,plans=exact,locks=exact,net,sched) ;;
   waits) out="$here/testdata/lock-waits-pg15"; events=() ;;
   *) echo "usage: $0 [exact|waits]" >&2; exit 2 ;;
 esac

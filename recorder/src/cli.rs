@@ -60,7 +60,7 @@ pub struct Args {
     /// that run only when a backend must wait; `locks=exact` records every
     /// acquisition and release, a uprobe trap each (costly on a busy server).
     /// `plans` has two too: `plans=sampled` (the default) reads the plans of
-    /// the statements running from the backends' memory every 20 ms, with no
+    /// the statements running from the backends' memory every 50 ms, with no
     /// probe in the server (every statement longer than that, a share of the
     /// shorter ones); `plans=exact` sends every node of every execution from
     /// a uprobe on ExecInitNode. `wait_events` reads what each backend waits

@@ -305,7 +305,7 @@ fn sampled_plan(t: &TraceFiles, pid: i64, seq: i64) -> Vec<Vec<(String, Option<u
         .collect()
 }
 
-/// The default `plans=sampled`: no probe in the server; a join run 20
+/// The default `plans=sampled`: no probe in the server; a join run 60
 /// times (each its own message) has its plan as EXPLAIN gives it, and so
 /// has a statement of about 300 ms that ran once.
 #[test]
@@ -349,7 +349,7 @@ fn sampled_plans_of_a_repeated_join_and_a_slow_statement() {
         "-M",
         "simple",
         "-t",
-        "20",
+        "60",
         "-f",
         script.path().to_str().unwrap(),
     ]);
@@ -363,7 +363,7 @@ fn sampled_plans_of_a_repeated_join_and_a_slow_statement() {
     );
 
     let runs = statements(&t, "/* dbf-join */");
-    assert_eq!(runs.len(), 20, "{runs:?}");
+    assert_eq!(runs.len(), 60, "{runs:?}");
     let mut seen = 0;
     for (pid, seq, ..) in &runs {
         for looked in sampled_plan(&t, *pid, *seq) {
@@ -374,7 +374,7 @@ fn sampled_plans_of_a_repeated_join_and_a_slow_statement() {
             seen += 1;
         }
     }
-    eprintln!("{seen} of 20 executions of the join sampled");
+    eprintln!("{seen} of 60 executions of the join sampled");
     assert!(seen >= 1, "no execution of the join was sampled");
     let (pid, seq, start, end) = statement(&t, "/* dbf-slow */");
     assert!(end - start >= 300_000_000);

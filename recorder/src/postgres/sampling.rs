@@ -5,7 +5,7 @@
 //!
 //! - wait events ([`wait_events`](super::wait_events)): every tick (100 Hz);
 //! - plans ([`plans::sampler`](super::plans::sampler)): every
-//!   [`plans::SAMPLE_TICK`](super::plans::SAMPLE_TICK) (50 Hz).
+//!   [`plans::SAMPLE_TICK`](super::plans::SAMPLE_TICK) (20 Hz).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

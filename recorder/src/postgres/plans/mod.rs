@@ -28,7 +28,7 @@ pub mod probes;
 pub mod sampler;
 
 /// How often `plans=sampled` looks at every backend's running portal.
-pub const SAMPLE_TICK: std::time::Duration = std::time::Duration::from_millis(20);
+pub const SAMPLE_TICK: std::time::Duration = std::time::Duration::from_millis(50);
 
 pub const PLAN_HEAD_CAP: usize = 96;
 pub const PLAN_CHILDREN_CAP: usize = 16;

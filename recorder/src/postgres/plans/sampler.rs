@@ -11,7 +11,7 @@
 //! probe on `ExecInitNode` sends, so the same decoder makes the rows.
 //!
 //! What that guarantees: a statement running longer than a tick is seen
-//! (every one over 100 ms is, five times over); a short one is seen when a
+//! (every one over 100 ms is, twice over); a short one is seen when a
 //! tick falls inside it, so a statement that runs again and again is seen
 //! soon under steady load, in proportion to the time it runs.
 //!
