@@ -90,6 +90,19 @@ pub struct ProbePlan {
 }
 
 impl ProbePlan {
+    /// A kind the recorder samples from the server's memory: no probe,
+    /// strategy `memory`, mode `sampled`.
+    pub fn sampled_from_memory(detail: String) -> ProbePlan {
+        ProbePlan {
+            strategy: "memory",
+            detail,
+            refused: Vec::new(),
+            probes: Vec::new(),
+            fallback: None,
+            mode: Some("sampled"),
+        }
+    }
+
     /// The manifest's account of this plan.
     pub fn info(&self) -> dbflight_format::manifest::ProbeInfo {
         dbflight_format::manifest::ProbeInfo {

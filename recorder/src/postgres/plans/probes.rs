@@ -146,14 +146,7 @@ pub fn plan_sampled(elf: &ElfInfo, load_base: u64, layout: &PgLayout) -> Result<
     );
     Ok((
         base + active.val_off,
-        ProbePlan {
-            strategy: "memory",
-            detail,
-            refused: Vec::new(),
-            probes: Vec::new(),
-            fallback: None,
-            mode: Some("sampled"),
-        },
+        ProbePlan::sampled_from_memory(detail),
     ))
 }
 

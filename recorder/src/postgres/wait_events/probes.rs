@@ -57,13 +57,6 @@ pub fn plan(
             proc_wait_event_info: waits.proc_wait_event_info,
             names,
         },
-        ProbePlan {
-            strategy: "memory",
-            detail,
-            refused: Vec::new(),
-            probes: Vec::new(),
-            fallback: None,
-            mode: Some("sampled"),
-        },
+        ProbePlan::sampled_from_memory(detail),
     ))
 }
