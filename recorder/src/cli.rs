@@ -67,9 +67,9 @@ pub struct Args {
     /// on (PGPROC.wait_event_info, as pg_stat_activity names it) 100 times a
     /// second from the server's memory, with no probe in the server.
     ///
-    /// A kind of the default set that cannot run on a server is left out
-    /// with a word on stderr; a kind asked for by name that cannot run is an
-    /// error.
+    /// When the server cannot give wait events (an unknown layout, no MyProc
+    /// symbol), the default set goes on without them, with a word on stderr;
+    /// asked for by name, that is an error.
     #[arg(
         long,
         value_delimiter = ',',

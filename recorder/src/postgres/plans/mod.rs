@@ -30,6 +30,9 @@ pub mod sampler;
 /// How often `plans=sampled` looks at every backend's running portal.
 pub const SAMPLE_TICK: std::time::Duration = std::time::Duration::from_millis(50);
 
+/// `PlanRecord.h.flags` of a node read by the sampler, not sent by a probe.
+pub const PLAN_SAMPLED: u16 = 1;
+
 pub const PLAN_HEAD_CAP: usize = 96;
 pub const PLAN_CHILDREN_CAP: usize = 16;
 
@@ -72,7 +75,7 @@ pub fn decode(buf: &[u8]) -> Option<PlanNodeEvent> {
         node: p.node,
         children: p.children[..n].to_vec(),
         head: p.head,
-        sampled: p.h.flags == 1,
+        sampled: p.h.flags == PLAN_SAMPLED,
     })
 }
 

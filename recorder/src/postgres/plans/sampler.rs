@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustc_hash::FxHashMap as HashMap;
 
-use super::{PLAN_CHILDREN_CAP, PLAN_HEAD_CAP, PlanRecord};
+use super::{PLAN_CHILDREN_CAP, PLAN_HEAD_CAP, PLAN_SAMPLED, PlanRecord};
 use crate::os::procmem::{read, read_u32, read_u64};
 use crate::pipeline::drain::{Chunk, monotonic_ns};
 use crate::postgres::layout::{ListLayout, PgLayout, PortalOffsets};
@@ -36,8 +36,6 @@ use crate::ring::{EV_PLAN_NODE, EventHeader, bytes_of};
 const MAX_NODES: usize = 1000;
 /// List elements read at most (plans of one portal, Append children).
 const MAX_LIST: usize = 256;
-/// `PlanRecord.h.flags` of a node read by the sampler, not sent by a probe.
-pub const PLAN_SAMPLED: u16 = 1;
 
 /// Counters for the manifest.
 #[derive(Debug, Default)]
